@@ -1,0 +1,145 @@
+"""Model files, safetensors, config and tokenizers: round trips and clear errors on bad input."""
+import json
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import CLS_CONFIGS, LM_CONFIGS, make_inputs, make_model
+from longvq_ref import safetensors_io
+from longvq_ref.config import Config, ConfigError
+from longvq_ref.export import ModelFileError, load_model, save_model
+from longvq_ref.safetensors_io import SafetensorsError
+from longvq_ref.tokenizer import Tokenizer, TokenizerError
+
+
+def test_safetensors_round_trip_all_dtypes(tmp_path):
+    arrays = {"f64": np.random.randn(3, 2), "f32": np.random.randn(5).astype(np.float32),
+              "f16": np.random.randn(2, 2).astype(np.float16), "i64": np.arange(7),
+              "i32": np.arange(6, dtype=np.int32).reshape(2, 3), "u8": np.arange(4, dtype=np.uint8),
+              "empty": np.zeros((0, 3), dtype=np.float32)}
+    safetensors_io.write(tmp_path / "t.safetensors", arrays, {"k": "v"})
+    back, meta = safetensors_io.read(tmp_path / "t.safetensors")
+    assert meta == {"k": "v"}
+    for name, a in arrays.items():
+        assert back[name].dtype == a.dtype and np.array_equal(back[name], a), name
+    blob = (tmp_path / "t.safetensors").read_bytes()
+    header_len = struct.unpack("<Q", blob[:8])[0]
+    assert header_len % 8 == 0, "data area must start 8-aligned for mmap"
+
+
+def test_bf16_rounds_to_nearest_even(tmp_path):
+    x = np.array([1.0, 1.00390625, 1.01171875, -3.14159, 65504.0, 1e-30], dtype=np.float32)
+    safetensors_io.write(tmp_path / "b.safetensors", {"x": x}, bf16={"x"})
+    back, _ = safetensors_io.read(tmp_path / "b.safetensors")
+    assert np.array_equal(back["x"], torch.from_numpy(x).bfloat16().float().numpy())
+
+
+def good_file(tmp_path):
+    path = tmp_path / "g.safetensors"
+    safetensors_io.write(path, {"a": np.ones((2, 3), np.float32), "b": np.zeros(4, np.int32)})
+    return path
+
+
+def rewrite_header(path, mutate):
+    blob = path.read_bytes()
+    n = struct.unpack("<Q", blob[:8])[0]
+    header = json.loads(blob[8:8 + n])
+    mutate(header)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    path.write_bytes(struct.pack("<Q", len(text)) + text + blob[8 + n:])
+
+
+@pytest.mark.parametrize("breakage,message", [
+    (lambda p: p.write_bytes(p.read_bytes()[:5]), "too short"),
+    (lambda p: p.write_bytes(struct.pack("<Q", 1 << 40) + p.read_bytes()[8:]), "header length"),
+    (lambda p: p.write_bytes(p.read_bytes()[:8] + b"{not json" + p.read_bytes()[17:]), "not valid JSON"),
+    (lambda p: p.write_bytes(p.read_bytes()[:-4]), "outside the data area"),
+    (lambda p: rewrite_header(p, lambda h: h["a"].update(dtype="Q7")), "unknown dtype 'Q7'"),
+    (lambda p: rewrite_header(p, lambda h: h["a"].update(shape=[3, 3])), "needs 36 bytes"),
+    (lambda p: rewrite_header(p, lambda h: h["b"].update(data_offsets=[8, 24])), "overlap"),
+    (lambda p: rewrite_header(p, lambda h: h["a"].update(data_offsets=[0, 10 ** 9])), "outside the data area"),
+    (lambda p: rewrite_header(p, lambda h: h["a"].pop("shape")), "exactly dtype, shape and data_offsets"),
+])
+def test_safetensors_catalogue_of_broken_files(tmp_path, breakage, message):
+    path = good_file(tmp_path)
+    breakage(path)
+    with pytest.raises(SafetensorsError, match=message):
+        safetensors_io.read(path)
+
+
+@pytest.mark.parametrize("name", list(LM_CONFIGS) + list(CLS_CONFIGS))
+def test_model_directory_round_trip(tmp_path, name):
+    cfg = (LM_CONFIGS.get(name) or CLS_CONFIGS[name])()
+    model = make_model(cfg, dtype=torch.float32)
+    save_model(model, tmp_path / "m")
+    back = load_model(tmp_path / "m", dtype=torch.float32)
+    assert back.cfg == cfg
+    for (n1, t1), (n2, t2) in zip(model.state_dict().items(), back.state_dict().items()):
+        assert n1 == n2 and torch.equal(t1, t2), n1
+    x = make_inputs(cfg, 2, 9)
+    assert torch.equal(model(x), back(x))
+
+
+def test_model_directory_errors(tmp_path):
+    cfg = LM_CONFIGS["layernorm_prenorm_tied"]()
+    save_model(make_model(cfg, dtype=torch.float32), tmp_path / "m")
+    arrays, meta = safetensors_io.read(tmp_path / "m" / "model.safetensors")
+
+    def with_arrays(new):
+        safetensors_io.write(tmp_path / "m" / "model.safetensors", new, meta)
+
+    with_arrays({k: v for k, v in arrays.items() if k != "layers.1.mix.codebook"})
+    with pytest.raises(ModelFileError, match="'layers.1.mix.codebook' .* is missing"):
+        load_model(tmp_path / "m")
+    with_arrays({**arrays, "lm_head.weight": np.zeros((29, 12), np.float32)})
+    with pytest.raises(ModelFileError, match="unexpected tensor 'lm_head.weight'"):
+        load_model(tmp_path / "m")
+    with_arrays({**arrays, "layers.0.mix.rel_bias": np.zeros(7, np.float32)})
+    with pytest.raises(ModelFileError, match="'layers.0.mix.rel_bias' has shape \\[7\\].*\\[4\\]"):
+        load_model(tmp_path / "m")
+    (tmp_path / "m" / "config.json").write_text("{")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        load_model(tmp_path / "m")
+    with pytest.raises(ModelFileError, match="no config.json"):
+        load_model(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"format_version": 2}, "format_version 2 is not supported"),
+    ({"d_model": 0}, "d_model must be > 0"),
+    ({"norm": "groupnorm"}, "unknown norm 'groupnorm'"),
+    ({"task": "seq2seq"}, "unknown task"),
+    ({"attention": {"codebook_size": 0, "window": 1}}, "codebook_size must be >= 1"),
+    ({"attention": {"codebook_size": 4, "window": -1}}, "window must be >= 0"),
+    ({"bidirectional": True}, "must be causal"),
+    ({"vocab_size": 300}, "tokenizer.tokens lists 29 tokens"),
+    ({"colour": "blue"}, "unknown config field"),
+    ({"attention": {"codebook_size": 4, "window": 1, "stride": 2}}, "bad config section"),
+])
+def test_config_range_checks(change, message):
+    raw = LM_CONFIGS["layernorm_prenorm_tied"]().to_dict()
+    raw.update(change)
+    with pytest.raises(ConfigError, match=message):
+        Config.from_dict(raw)
+
+
+def test_config_json_round_trip():
+    for make in list(LM_CONFIGS.values()) + list(CLS_CONFIGS.values()):
+        cfg = make()
+        assert Config.from_dict(json.loads(cfg.to_json())) == cfg
+
+
+def test_tokenizers():
+    tb = Tokenizer.from_config(LM_CONFIGS["bigwindow_unquantized_bytes"]())
+    ids = tb.encode("héllo")
+    assert ids == list("héllo".encode()) and tb.decode(ids) == "héllo".encode()
+    assert tb.special_id("<bos>") == 256 and tb.decode([256]) == b"<bos>"
+    tv = Tokenizer.from_config(LM_CONFIGS["layernorm_prenorm_tied"]())
+    assert tv.encode(" w3  w0\nw28 ") == [3, 0, 28]
+    with pytest.raises(TokenizerError, match="'w99' is not in the model's vocabulary"):
+        tv.encode("w1 w99")
+    tp = Tokenizer.from_config(CLS_CONFIGS["pixels_postnorm_unquantized"]())
+    assert np.allclose(tp.encode_pixels([0, 255, 127.5]), [-1.0, 1.0, 0.0])

@@ -1,0 +1,209 @@
+"""Model files: models/<name>/{config.json, model.safetensors, README.md} (docs/file-formats.md).
+
+  save_model / load_model   write and read a model directory (load validates every tensor);
+  random_model              a model of any size with realistic magnitudes: codebooks are
+                            k-means centroids of the model's own keys, so codes are used.
+
+Command line (run from tools/ or with tools/ on PYTHONPATH):
+  /usr/bin/python3 -m longvq_ref.export random --config CONFIG.json --out models/NAME [--seed 0]
+  /usr/bin/python3 -m longvq_ref.export info models/NAME
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import safetensors_io
+from .config import Config, ConfigError
+from .ema import ema_conv
+from .model import LongVQModel
+
+MODEL_FORMAT = "longvq-model"
+
+
+class ModelFileError(ValueError):
+    """A model directory that cannot be loaded; the message names the file, tensor and fix."""
+
+
+def expected_shapes(cfg: Config) -> dict:
+    """name → shape of every tensor a model file of this config must hold (§6)."""
+    return {name: tuple(t.shape) for name, t in LongVQModel(cfg).state_dict().items()}
+
+
+def parameter_count(cfg: Config) -> int:
+    return sum(math.prod(s) for n, s in expected_shapes(cfg).items() if "running_" not in n)
+
+
+def save_model(model: LongVQModel, out_dir: str | Path, card: str | None = None, bf16: bool = False) -> Path:
+    """Writes config.json, model.safetensors (fp32, or bf16 matrices) and README.md (the card)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = model.cfg
+    tensors = {n: t.detach().to(torch.float32).cpu().numpy() for n, t in model.state_dict().items()}
+    # bf16 storage halves the bytes of the matrices; vectors and codebooks stay fp32.
+    bf16_names = {n for n, a in tensors.items() if bf16 and a.ndim == 2 and "codebook" not in n}
+    safetensors_io.write(out / "model.safetensors", tensors,
+                         {"format": MODEL_FORMAT, "format_version": str(cfg.format_version)}, bf16=bf16_names)
+    (out / "config.json").write_text(cfg.to_json())
+    (out / "README.md").write_text(card if card is not None else default_card(cfg, out.name))
+    return out
+
+
+def load_model(model_dir: str | Path, dtype=torch.float64) -> LongVQModel:
+    """Loads and validates a model directory; the model is in eval mode, in `dtype`."""
+    d = Path(model_dir)
+    if not (d / "config.json").is_file():
+        raise ModelFileError(f"{d}: no config.json; pass a model directory made by the exporter")
+    cfg = Config.load(d / "config.json")
+    weights = d / "model.safetensors"
+    if not weights.is_file():
+        raise ModelFileError(f"{d}: no model.safetensors; the model directory is incomplete")
+    arrays, _ = safetensors_io.read(weights)
+    want = expected_shapes(cfg)
+    missing = sorted(set(want) - set(arrays))
+    unexpected = sorted(set(arrays) - set(want))
+    if missing:
+        raise ModelFileError(f"{weights}: tensor '{missing[0]}' (shape {list(want[missing[0]])}) is missing "
+                             f"({len(missing)} missing in all); the file does not match config.json")
+    if unexpected:
+        raise ModelFileError(f"{weights}: unexpected tensor '{unexpected[0]}' for this config.json "
+                             f"({len(unexpected)} in all); the file does not match config.json")
+    for name, shape in want.items():
+        if tuple(arrays[name].shape) != shape:
+            raise ModelFileError(f"{weights}: tensor '{name}' has shape {list(arrays[name].shape)}, config.json "
+                                 f"implies {list(shape)}; the file does not match config.json")
+    model = LongVQModel(cfg)
+    model.load_state_dict({n: torch.from_numpy(np.array(a, dtype=np.float32)) for n, a in arrays.items()})
+    return model.to(dtype).eval()
+
+
+def default_card(cfg: Config, name: str) -> str:
+    a = cfg.attention
+    return (f"# {name}\n\nA LongVQ model ({cfg.task}, {'bidirectional' if cfg.bidirectional else 'causal'}). "
+            f"{parameter_count(cfg):,} parameters.\n\n"
+            f"| d | h | e | N | f | layers | S | W | norm |\n|---|---|---|---|---|---|---|---|---|\n"
+            f"| {cfg.d_model} | {cfg.hidden_dim} | {cfg.z_dim} | {cfg.ema_ndim} | {cfg.ffn_dim} | {cfg.n_layers} "
+            f"| {a.codebook_size} | {a.window} | {cfg.norm}{' (prenorm)' if cfg.prenorm else ' (postnorm)'} |\n")
+
+
+# -- random models ----------------------------------------------------------------------------
+def _kmeans(points: torch.Tensor, k: int, gen: torch.Generator, iters: int = 15) -> torch.Tensor:
+    """k-means++ seeding and Lloyd steps; empty clusters are re-seeded at the farthest point."""
+    n = points.shape[0]
+    centers = [points[torch.randint(n, (1,), generator=gen)].squeeze(0)]
+    d2 = ((points - centers[0]) ** 2).sum(-1)
+    for _ in range(1, k):
+        idx = torch.multinomial(d2 + 1e-12, 1, generator=gen).item()
+        centers.append(points[idx])
+        d2 = torch.minimum(d2, ((points - points[idx]) ** 2).sum(-1))
+    c = torch.stack(centers)
+    for _ in range(iters):
+        assign = torch.cdist(points, c).argmin(1)
+        for s in range(k):
+            members = points[assign == s]
+            if len(members):
+                c[s] = members.mean(0)
+            else:
+                far = torch.cdist(points, c).min(1).values.argmax()
+                c[s] = points[far]
+    return c
+
+
+@torch.no_grad()
+def random_model(cfg: Config, seed: int = 0, calib_batch: int = 4, calib_len: int = 256) -> LongVQModel:
+    """A model with weights at trained-like scales and codebooks fitted to its own keys."""
+    cfg.validate()
+    gen = torch.Generator().manual_seed(seed)
+    model = LongVQModel(cfg).double()
+
+    def normal(t, std, mean=0.0):
+        t.copy_(torch.randn(t.shape, generator=gen, dtype=t.dtype) * std + mean)
+
+    for name, t in model.named_parameters():
+        leaf = name.rsplit(".", 1)[-1]
+        if name.startswith("embed."):
+            # unit-scale inputs to the first layer: x = scale · E[token] or x·w + b
+            normal(t, 1.0 / cfg.embedding.scale if cfg.embedding.kind == "token" else 1.0)
+        elif ".ema." in name:  # MEGA's initialisation
+            if leaf in ("delta", "alpha"):
+                normal(t, 0.2)
+            elif leaf == "beta":
+                normal(t, 0.02)
+                t += torch.tensor([(-1.0) ** i for i in range(t.shape[1])], dtype=t.dtype).view(1, -1, 1)
+            else:
+                normal(t, 1.0)
+        elif leaf == "qk_scale":
+            normal(t, 0.3, 1.0)
+        elif leaf == "qk_offset":
+            normal(t, 0.3)
+        elif leaf == "rel_bias":
+            normal(t, 0.5)
+        elif ".norm." in name or name.startswith("final_norm."):
+            normal(t, 0.1, 1.0 if leaf in ("weight", "scalar") else 0.0)
+        elif leaf == "weight":  # Linear [out, in]
+            normal(t, t.shape[1] ** -0.5)
+        else:  # Linear bias
+            normal(t, 0.02)
+    for name, buf in model.named_buffers():
+        if name.endswith("running_mean"):
+            normal(buf, 0.1)
+        elif name.endswith("running_var"):
+            buf.copy_(torch.rand(buf.shape, generator=gen, dtype=buf.dtype) * 1.5 + 0.5)
+
+    # Codebooks, layer by layer: layer i's keys depend on the codebooks of layers < i.
+    if cfg.embedding.kind == "token":
+        inputs = torch.randint(cfg.vocab_size, (calib_batch, calib_len), generator=gen)
+    else:
+        inputs = torch.randn(calib_batch, calib_len, generator=gen, dtype=torch.float64)
+    x = model.embed_inputs(inputs)
+    for layer in model.layers:
+        mix = layer.mix
+        x_norm = mix.norm(x) if cfg.prenorm else x
+        x_ema = ema_conv(x_norm, None, *mix.ema.params(), bidirectional=cfg.bidirectional)
+        keys = mix.gates(x_norm, x_ema)[-1].reshape(-1, cfg.z_dim)
+        mix.codebook.copy_(_kmeans(keys, cfg.attention.codebook_size, gen))
+        y, _ = mix(x)
+        x = layer._ffn(y)
+    return model.float().eval()
+
+
+def _main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python3 -m longvq_ref.export", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("random", help="write a random model of the given config (benchmarks, tests)")
+    r.add_argument("--config", required=True, help="config.json to build (see docs/file-formats.md)")
+    r.add_argument("--out", required=True, help="output model directory, e.g. models/random-100m")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--bf16", action="store_true", help="store matrices as bf16 (half the bytes)")
+    i = sub.add_parser("info", help="validate a model directory and print its config and size")
+    i.add_argument("model_dir")
+    args = p.parse_args(argv)
+    try:
+        if args.cmd == "random":
+            cfg = Config.load(args.config)
+            print(f"building a random model with {parameter_count(cfg):,} parameters ...", file=sys.stderr)
+            model = random_model(cfg, seed=args.seed)
+            card = default_card(cfg, Path(args.out).name) + (
+                f"\nRandom weights (seed {args.seed}), codebooks fitted to the model's own keys: for "
+                f"benchmarks and tests only; it has learned nothing.\n\nMade by `python3 -m longvq_ref.export "
+                f"random --config {args.config} --out {args.out} --seed {args.seed}`.\n")
+            print(save_model(model, args.out, card=card, bf16=args.bf16))
+        else:
+            model = load_model(args.model_dir, dtype=torch.float32)
+            print(model.cfg.to_json(), end="")
+            print(f"parameters: {parameter_count(model.cfg):,}")
+    except (ConfigError, ModelFileError, safetensors_io.SafetensorsError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

@@ -1,0 +1,134 @@
+"""Reading and writing safetensors files with numpy + json (no safetensors package in Debian).
+
+Layout: u64 little-endian header length H, H bytes of JSON (padded with spaces to a multiple
+of 8), then the raw little-endian data. The JSON maps each tensor name to
+{"dtype", "shape", "data_offsets": [begin, end]} (offsets relative to the data area) and may
+hold "__metadata__": {str: str}. The reader validates everything the C++ loader validates.
+"""
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+
+# dtype name → (numpy storage dtype, bytes per element). BF16 is stored as raw uint16.
+DTYPES = {
+    "F64": (np.dtype("<f8"), 8), "F32": (np.dtype("<f4"), 4), "F16": (np.dtype("<f2"), 2),
+    "BF16": (np.dtype("<u2"), 2), "I64": (np.dtype("<i8"), 8), "I32": (np.dtype("<i4"), 4),
+    "U8": (np.dtype("u1"), 1),
+}
+_NUMPY_TO_NAME = {np.dtype("float64"): "F64", np.dtype("float32"): "F32", np.dtype("float16"): "F16",
+                  np.dtype("int64"): "I64", np.dtype("int32"): "I32", np.dtype("uint8"): "U8"}
+MAX_HEADER_BYTES = 100 * 1024 * 1024
+
+
+class SafetensorsError(ValueError):
+    """A file that is not a valid safetensors file; the message names the file and the problem."""
+
+
+def bf16_to_f32(raw_u16: np.ndarray) -> np.ndarray:
+    return (raw_u16.astype(np.uint32) << 16).view(np.float32)
+
+
+def f32_to_bf16(x: np.ndarray) -> np.ndarray:
+    """Round to nearest even, as torch does."""
+    bits = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    rounding = ((bits >> 16) & 1) + 0x7FFF
+    return ((bits + rounding) >> 16).astype(np.uint16)
+
+
+def write(path: str | Path, tensors: dict, metadata: dict | None = None, bf16: set | None = None) -> None:
+    """Writes `tensors` (name → numpy array). Names in `bf16` are stored as BF16 from float32."""
+    bf16 = bf16 or set()
+    entries = []
+    for name, arr in tensors.items():
+        arr = np.ascontiguousarray(arr)
+        if name in bf16:
+            dtype_name, data = "BF16", f32_to_bf16(arr.astype(np.float32))
+        else:
+            if arr.dtype not in _NUMPY_TO_NAME:
+                raise SafetensorsError(f"tensor '{name}': numpy dtype {arr.dtype} has no safetensors name")
+            dtype_name, data = _NUMPY_TO_NAME[arr.dtype], arr.astype(arr.dtype.newbyteorder("<"))
+        entries.append((name, dtype_name, list(arr.shape), data.tobytes()))
+    # Larger elements first keeps every tensor naturally aligned in an 8-aligned data area.
+    entries.sort(key=lambda e: (-DTYPES[e[1]][1], e[0]))
+    header, offset = {}, 0
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    for name, dtype_name, shape, blob in entries:
+        header[name] = {"dtype": dtype_name, "shape": shape, "data_offsets": [offset, offset + len(blob)]}
+        offset += len(blob)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:  # write then rename: no half-written file under the real name
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for entry in entries:
+            f.write(entry[3])
+    tmp.replace(path)
+
+
+def read_header(blob: bytes, where: str):
+    """Validates the header of a whole file `blob`; returns (entries, metadata, data_start)."""
+    if len(blob) < 8:
+        raise SafetensorsError(f"{where}: file is {len(blob)} bytes, too short for a safetensors "
+                               f"header; the file is truncated, re-export or re-download it")
+    (header_len,) = struct.unpack("<Q", blob[:8])
+    if header_len > MAX_HEADER_BYTES or 8 + header_len > len(blob):
+        raise SafetensorsError(f"{where}: header length {header_len} does not fit the file "
+                               f"({len(blob)} bytes); the file is truncated or not safetensors")
+    try:
+        header = json.loads(blob[8:8 + header_len].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise SafetensorsError(f"{where}: header is not valid JSON ({err}); the file is corrupt") from None
+    if not isinstance(header, dict):
+        raise SafetensorsError(f"{where}: header is not a JSON object; the file is corrupt")
+    metadata = header.pop("__metadata__", {}) or {}
+    data_start = 8 + header_len
+    data_len = len(blob) - data_start
+    spans = []
+    for name, info in header.items():
+        if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
+            raise SafetensorsError(f"{where}: tensor '{name}' needs exactly dtype, shape and data_offsets")
+        if info["dtype"] not in DTYPES:
+            raise SafetensorsError(f"{where}: tensor '{name}' has unknown dtype '{info['dtype']}' "
+                                   f"(known: {', '.join(DTYPES)})")
+        shape, offsets = info["shape"], info["data_offsets"]
+        if not (isinstance(shape, list) and all(isinstance(s, int) and s >= 0 for s in shape)):
+            raise SafetensorsError(f"{where}: tensor '{name}' has a bad shape {shape}")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)
+                and 0 <= offsets[0] <= offsets[1] <= data_len):
+            raise SafetensorsError(f"{where}: tensor '{name}' has data_offsets {offsets} outside the data "
+                                   f"area of {data_len} bytes; the file is truncated or corrupt")
+        expected = int(np.prod(shape, dtype=np.int64)) * DTYPES[info["dtype"]][1]
+        if offsets[1] - offsets[0] != expected:
+            raise SafetensorsError(f"{where}: tensor '{name}' of shape {shape} {info['dtype']} needs "
+                                   f"{expected} bytes but its data_offsets span {offsets[1] - offsets[0]}")
+        spans.append((offsets[0], offsets[1], name))
+    spans.sort()
+    for (b0, e0, n0), (b1, _, n1) in zip(spans, spans[1:]):
+        if b1 < e0:
+            raise SafetensorsError(f"{where}: tensors '{n0}' and '{n1}' overlap in the data area; "
+                                   f"the file is corrupt")
+    return header, metadata, data_start
+
+
+def read(path: str | Path, bf16_as_f32: bool = True):
+    """Returns ({name: numpy array}, metadata). BF16 is widened to float32 unless told not to."""
+    path = Path(path)
+    blob = path.read_bytes()
+    header, metadata, data_start = read_header(blob, str(path))
+    out = {}
+    for name, info in header.items():
+        np_dtype, _ = DTYPES[info["dtype"]]
+        b, e = info["data_offsets"]
+        arr = np.frombuffer(blob, dtype=np_dtype, count=(e - b) // np_dtype.itemsize,
+                            offset=data_start + b).reshape(info["shape"])
+        if info["dtype"] == "BF16" and bf16_as_f32:
+            arr = bf16_to_f32(arr)
+        out[name] = arr
+    return out, metadata
