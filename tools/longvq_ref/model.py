@@ -99,6 +99,8 @@ class Mix(nn.Module):
         x_ema, ema_new = ema_chunk(x_norm, st.ema, *self.ema.params())
         v, u, r, hx, q, k = self.gates(x_norm, x_ema)
         codes = quantize(k, self.codebook)
+        if self.key_sink is not None:
+            self.key_sink.append((k, codes, None))
         # Keys = the ring in time order (positions pos−W .. pos−1, some empty) then the chunk;
         # the ring entries take part as keys only, so their queries are zero and dropped.
         ring_pos = pos[:, None] - w + torch.arange(w, device=x.device)  # [B, W]
