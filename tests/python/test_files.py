@@ -62,6 +62,8 @@ def rewrite_header(path, mutate):
     (lambda p: rewrite_header(p, lambda h: h["b"].update(data_offsets=[8, 24])), "overlap"),
     (lambda p: rewrite_header(p, lambda h: h["a"].update(data_offsets=[0, 10 ** 9])), "outside the data area"),
     (lambda p: rewrite_header(p, lambda h: h["a"].pop("shape")), "exactly dtype, shape and data_offsets"),
+    (lambda p: rewrite_header(p, lambda h: h["a"].update(shape=[2 ** 62, 4])), "needs 73786976294838206464 bytes"),
+    (lambda p: rewrite_header(p, lambda h: h["a"].update(shape=[True, 6])), "bad shape"),
 ])
 def test_safetensors_catalogue_of_broken_files(tmp_path, breakage, message):
     path = good_file(tmp_path)

@@ -8,6 +8,7 @@ hold "__metadata__": {str: str}. The reader validates everything the C++ loader 
 from __future__ import annotations
 
 import json
+import math
 import struct
 from pathlib import Path
 
@@ -98,13 +99,14 @@ def read_header(blob: bytes, where: str):
             raise SafetensorsError(f"{where}: tensor '{name}' has unknown dtype '{info['dtype']}' "
                                    f"(known: {', '.join(DTYPES)})")
         shape, offsets = info["shape"], info["data_offsets"]
-        if not (isinstance(shape, list) and all(isinstance(s, int) and s >= 0 for s in shape)):
+        # bool is an int in Python; a dimension must be a real non-negative integer.
+        if not (isinstance(shape, list) and all(type(s) is int and s >= 0 for s in shape)):
             raise SafetensorsError(f"{where}: tensor '{name}' has a bad shape {shape}")
         if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)
                 and 0 <= offsets[0] <= offsets[1] <= data_len):
             raise SafetensorsError(f"{where}: tensor '{name}' has data_offsets {offsets} outside the data "
                                    f"area of {data_len} bytes; the file is truncated or corrupt")
-        expected = int(np.prod(shape, dtype=np.int64)) * DTYPES[info["dtype"]][1]
+        expected = math.prod(shape) * DTYPES[info["dtype"]][1]  # Python ints: no overflow
         if offsets[1] - offsets[0] != expected:
             raise SafetensorsError(f"{where}: tensor '{name}' of shape {shape} {info['dtype']} needs "
                                    f"{expected} bytes but its data_offsets span {offsets[1] - offsets[0]}")

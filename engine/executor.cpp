@@ -1,0 +1,86 @@
+#include "engine/executor.h"
+
+#include <stdexcept>
+
+#include "engine/op_check.h"
+#include "engine/state.h"
+
+namespace longvq {
+
+Executor::Executor(const Model& model, Backend& backend, Graph graph)
+    : model_(model), backend_(backend), graph_(std::move(graph)), plan_(plan_memory(graph_)),
+      arena_(backend, plan_.arena_bytes) {
+  // Validate every call once, at the maxima, with the real offsets and weight shapes (a scratch
+  // State stands in for the caller's).
+  std::unique_ptr<State> scratch;
+  bool stateful = false;
+  for (const TensorDesc& t : graph_.tensors()) stateful = stateful || t.role == TensorRole::state;
+  if (stateful) scratch = std::make_unique<State>(model_, backend_, graph_.max_batch());
+  OpCall call;
+  for (const Node& node : graph_.nodes()) {
+    call = OpCall{node.op, node.params, {}, {}};
+    for (int id : node.inputs) call.inputs.push_back(bind(id, graph_.max_batch(), graph_.max_seq(), scratch.get()));
+    for (int id : node.outputs) call.outputs.push_back(bind(id, graph_.max_batch(), graph_.max_seq(), scratch.get()));
+    try {
+      check_op_call(call);
+    } catch (const std::invalid_argument& err) {
+      throw std::logic_error("graph node '" + node.ref + "': " + err.what());
+    }
+  }
+}
+
+TensorRef Executor::bind(int id, int64_t batch, int64_t seq, State* state) const {
+  if (id < 0) return {};
+  const TensorDesc& t = graph_.tensor(id);
+  switch (t.role) {
+    case TensorRole::weight: return model_.weight(t.name);
+    case TensorRole::state:
+      if (!state) throw std::logic_error("graph needs a State for " + t.name);
+      return state->tensor(t.name);
+    default:
+      return TensorRef{static_cast<char*>(arena_.data()) + t.offset, t.dtype, resolve_shape(t.shape, batch, seq)};
+  }
+}
+
+int Executor::arena_tensor(const std::string& name) const {
+  int id = graph_.find(name);
+  if (id < 0 || graph_.tensor(id).offset < 0) throw std::logic_error("graph has no arena tensor '" + name + "'");
+  return id;
+}
+
+void Executor::set_input(const std::string& name, const void* host, int64_t batch, int64_t seq) {
+  TensorRef ref = bind(arena_tensor(name), batch, seq, nullptr);
+  backend_.upload(ref.data, host, ref.nbytes());
+}
+
+void Executor::run(int64_t batch, int64_t seq, State* state) {
+  if (batch < 1 || batch > graph_.max_batch() || seq < 1 || seq > graph_.max_seq())
+    throw std::invalid_argument("run of " + std::to_string(batch) + " × " + std::to_string(seq) +
+                                " exceeds the planned " + std::to_string(graph_.max_batch()) + " × " +
+                                std::to_string(graph_.max_seq()));
+  if (state && state->batch() != batch)
+    throw std::invalid_argument("state holds " + std::to_string(state->batch()) + " sequences but the run has " +
+                                std::to_string(batch));
+  OpCall call;
+  for (const Node& node : graph_.nodes()) {
+    call.op = node.op;
+    call.params = node.params;
+    call.inputs.clear();
+    call.outputs.clear();
+    for (int id : node.inputs) call.inputs.push_back(bind(id, batch, seq, state));
+    for (int id : node.outputs) call.outputs.push_back(bind(id, batch, seq, state));
+    backend_.run(call);
+  }
+  backend_.synchronize();
+}
+
+size_t Executor::output_bytes(const std::string& name, int64_t batch, int64_t seq) const {
+  return tensor_bytes(graph_.tensor(arena_tensor(name)), batch, seq);
+}
+
+void Executor::get_output(const std::string& name, void* host, int64_t batch, int64_t seq) const {
+  TensorRef ref = bind(arena_tensor(name), batch, seq, nullptr);
+  backend_.download(host, ref.data, ref.nbytes());
+}
+
+}  // namespace longvq

@@ -1,0 +1,173 @@
+#include "engine/longvq_graph.h"
+
+#include <stdexcept>
+
+namespace longvq {
+
+const char* graph_kind_name(GraphKind k) {
+  switch (k) {
+    case GraphKind::sequence: return "sequence";
+    case GraphKind::prefill: return "prefill";
+    case GraphKind::decode: return "decode";
+  }
+  return "?";
+}
+
+static_assert(static_cast<int>(ModelConfig::Norm::batchnorm) == static_cast<int>(NormKind::batchnorm) &&
+              static_cast<int>(ModelConfig::Norm::scalenorm) == static_cast<int>(NormKind::scalenorm));
+
+namespace {
+
+// Graph-building helpers that know the model's weights and sizes.
+class Builder {
+ public:
+  Builder(const Model& model, Graph& g) : m_(model), c_(model.config()), g_(g) {}
+
+  int weight(const std::string& name) {
+    int id = g_.find(name);
+    if (id >= 0) return id;
+    return g_.add_tensor(name, DType::f32, m_.weight(name).shape, TensorRole::weight);
+  }
+  int optional_weight(const std::string& name) { return m_.has_weight(name) ? weight(name) : -1; }
+
+  // Norm(x) with the parameters under `prefix` (layernorm/batchnorm: weight, bias; scalenorm:
+  // scalar in the weight slot; rmsnorm: weight; batchnorm: running stats).
+  int norm(int x, const std::string& prefix, bool affine, const std::string& name, int64_t width) {
+    OpParams p;
+    p.norm = static_cast<NormKind>(c_.norm);  // same order: layernorm, scalenorm, rmsnorm, batchnorm
+    p.affine = affine;
+    p.eps = static_cast<float>(c_.norm_eps);
+    int w = optional_weight(prefix + (c_.norm == ModelConfig::Norm::scalenorm ? "scalar" : "weight"));
+    int b = optional_weight(prefix + "bias");
+    int rm = optional_weight(prefix + "running_mean");
+    int rv = optional_weight(prefix + "running_var");
+    return g_.add(OpKind::norm, p, {x, w, b, rm, rv}, name, {kBatch, kSeq, width}, "Norm(x)  " + prefix);
+  }
+
+  int linear(int x, const std::string& prefix, Activation act, const std::string& name, int64_t out,
+             const std::string& ref, bool bias = true) {
+    OpParams p;
+    p.activation = act;
+    return g_.add(OpKind::linear, p, {x, weight(prefix + "weight"), bias ? weight(prefix + "bias") : -1}, name,
+                  {kBatch, kSeq, out}, ref);
+  }
+
+  const Model& m_;
+  const ModelConfig& c_;
+  Graph& g_;
+};
+
+}  // namespace
+
+Graph build_graph(const Model& model, GraphKind kind, int64_t max_batch, int64_t max_seq,
+                  const GraphOptions& options) {
+  const ModelConfig& c = model.config();
+  const bool stateful = kind != GraphKind::sequence;
+  if (stateful && (c.bidirectional || c.task != ModelConfig::Task::lm))
+    throw std::invalid_argument(std::string(graph_kind_name(kind)) + " needs a causal LM; this model is a " +
+                                (c.task == ModelConfig::Task::lm ? "bidirectional LM" : "classifier"));
+  if (kind == GraphKind::decode) max_seq = 1;
+  Graph g(max_batch, max_seq);
+  Builder b(model, g);
+  const int64_t d = c.d_model, h = c.hidden_dim, e = c.z_dim, W = c.attention.window;
+  const int64_t S = c.attention.codebook_size;
+
+  // -- inputs ---------------------------------------------------------------------------------
+  int x;
+  if (c.embedding.kind == EmbeddingConfig::Kind::token) {
+    int tokens = g.add_tensor("tokens", DType::i32, {kBatch, kSeq}, TensorRole::input);
+    OpParams p;
+    p.scale = static_cast<float>(c.embedding.scale);
+    x = g.add(OpKind::embed_tokens, p, {tokens, b.weight("embed.weight")}, "embed", {kBatch, kSeq, d},
+              "x = embedding.scale · E[token]");
+  } else {
+    int inputs = g.add_tensor("inputs", DType::f32, {kBatch, kSeq}, TensorRole::input);
+    x = g.add(OpKind::embed_real, {}, {inputs, b.weight("embed.weight"), b.weight("embed.bias")}, "embed",
+              {kBatch, kSeq, d}, "x = x·w + b");
+  }
+  int lengths = -1;
+  if (!stateful) lengths = g.add_tensor("lengths", DType::i32, {kBatch}, TensorRole::input);
+  int pos = stateful ? g.add_tensor("state.pos", DType::i64, {kBatch}, TensorRole::state) : -1;
+
+  // -- layers ---------------------------------------------------------------------------------
+  for (int i = 0; i < c.n_layers; ++i) {
+    const std::string L = "layers." + std::to_string(i) + ".";
+    const std::string M = L + "mix.";
+    auto state = [&](const std::string& leaf, DType t, std::vector<int64_t> shape) {
+      return stateful ? g.add_tensor("state." + L + leaf, t, std::move(shape), TensorRole::state) : -1;
+    };
+    const int res = x;
+    const int xn = c.prenorm ? b.norm(x, M + "norm.", true, L + "x_norm", d) : x;  // X~ = prenorm ? Norm(X) : X
+    const int v = b.linear(xn, M + "v_proj.", Activation::silu, L + "v", h, "V = φ(v_proj(X~))");  // [B,n,h]
+    OpParams ep;
+    ep.bidirectional = c.bidirectional;
+    ep.stateful = stateful;
+    ep.has_lengths = lengths >= 0;
+    const int ema_state = state("ema", DType::f32, {kBatch, d, c.ema_ndim});
+    const int xe = g.add(OpKind::ema, ep,
+                         {xn, b.weight(M + "ema.q"), b.weight(M + "ema.pb"), b.weight(M + "ema.g"),
+                          b.weight(M + "ema.omega"), lengths, ema_state},
+                         L + "x_ema", {kBatch, kSeq, d}, "X' = φ(EMA(X~) + ω·X~)");  // [B,n,d]
+    const int mx = b.linear(xe, M + "mx_proj.", Activation::none, L + "mx", c.mx_dim(), "B = mx_proj(X')");
+    const auto gates = g.add_node(
+        OpKind::mix_gates, {}, {mx, b.weight(M + "qk_scale"), b.weight(M + "qk_offset")},
+        {{L + "u", {kBatch, kSeq, d}}, {L + "q", {kBatch, kSeq, e}}, {L + "k", {kBatch, kSeq, e}},
+         {L + "r", {kBatch, kSeq, h}}, {L + "hx", {kBatch, kSeq, d}}},
+        "u = σ(B[:, :d]); Z,R = split(φ(B[:, d:d+e+h])); HX = B[:, d+e+h:]; Q,K = Z ⊙ qk_scale + qk_offset");
+    const int u = gates[0], q = gates[1], k = gates[2], r = gates[3], hx = gates[4];
+    const int codes = g.add(OpKind::vq_codes, {}, {k, b.weight(M + "codebook")}, L + "codes", {kBatch, kSeq},
+                            "c_j = argmin_s ||K_j − C_s||²", DType::i32);
+    OpParams ap;
+    ap.bidirectional = c.bidirectional;
+    ap.stateful = stateful;
+    ap.has_lengths = lengths >= 0;
+    ap.window = static_cast<int>(W);
+    ap.quantize_window_keys = c.attention.quantize_window_keys;
+    const int o = g.add(OpKind::vq_attention, ap,
+                        {q, k, v, codes, b.weight(M + "codebook"), b.weight(M + "rel_bias"), lengths,
+                         state("ring_codes", DType::i32, {kBatch, W}), state("ring_values", DType::f32, {kBatch, W, h}),
+                         c.attention.quantize_window_keys ? -1 : state("ring_keys", DType::f32, {kBatch, W, e}),
+                         state("cache_u", DType::f32, {kBatch, S, h}), state("cache_n", DType::i32, {kBatch, S}), pos},
+                        L + "o", {kBatch, kSeq, h}, "O = VQAttention(Q, K, V)");  // [B,n,h]
+    const int orr = g.add(OpKind::mul, {}, {o, r}, L + "o_r", {kBatch, kSeq, h}, "O ⊙ R");
+    const int hp = b.linear(orr, M + "h_proj.", Activation::none, L + "h_proj", d, "h_proj(O ⊙ R)");
+    int y = g.add(OpKind::gated_residual, {}, {res, u, hx, hp}, L + "mix_out", {kBatch, kSeq, d},
+                  "Y = res + u ⊙ (φ(HX + h_proj(O ⊙ R)) − res)");
+    if (!c.prenorm) y = b.norm(y, M + "norm.", true, L + "mix_norm", d);  // Y = Norm(Y)
+    if (c.ffn_dim > 0) {
+      const std::string F = L + "ffn.";
+      const int in = c.prenorm ? b.norm(y, F + "norm.", true, L + "ffn_norm", d) : y;
+      const int h1 = b.linear(in, F + "fc1.", Activation::silu, L + "ffn_hidden", c.ffn_dim, "φ(fc1(·))");
+      const int h2 = b.linear(h1, F + "fc2.", Activation::none, L + "ffn_out", d, "fc2(·)");
+      y = g.add(OpKind::add, {}, {y, h2}, L + "ffn_sum", {kBatch, kSeq, d}, "X + fc2(φ(fc1(·)))");
+      if (!c.prenorm) y = b.norm(y, F + "norm.", true, L + "ffn_post_norm", d);  // Norm(X + fc2(φ(fc1(X))))
+    }
+    if (options.layer_outputs) {
+      g.mark_output(y, L + "output");
+      g.mark_output(codes, L + "codes");
+    }
+    x = y;
+  }
+
+  // -- head -----------------------------------------------------------------------------------
+  if (c.prenorm) x = b.norm(x, "final_norm.", c.final_norm_affine, "final_norm", d);
+  int logits;
+  if (c.task == ModelConfig::Task::lm) {
+    const std::string head = c.tie_embeddings ? "embed." : "lm_head.";
+    logits = b.linear(x, head, Activation::none, "logits", c.vocab_size,
+                      c.tie_embeddings ? "logits = x · Eᵀ" : "logits = lm_head(x)", /*bias=*/false);
+  } else {
+    const int rep = g.add(OpKind::mean_pool, {}, {x, lengths}, "rep", {kBatch, d}, "rep = mean over valid positions");
+    OpParams gelu;
+    gelu.activation = Activation::gelu;
+    const int hid = g.add(OpKind::linear, gelu,
+                          {rep, b.weight("classifier.hidden.weight"), b.weight("classifier.hidden.bias")},
+                          "classifier_hidden", {kBatch, c.classifier->hidden}, "hidden = gelu(classifier.hidden(rep))");
+    logits = g.add(OpKind::linear, {}, {hid, b.weight("classifier.out.weight"), -1}, "logits",
+                   {kBatch, c.classifier->num_classes}, "logits = classifier.out(hidden)");
+  }
+  g.mark_output(logits);
+  return g;
+}
+
+}  // namespace longvq

@@ -1,0 +1,59 @@
+// A loaded model: its config and every weight on a backend, read-only after load.
+//
+// One Model may be shared by any number of threads (each with its own Session and State):
+// nothing in it changes after load(). Weights are used in place when the backend works in host
+// memory and the file is mmap'd F32; otherwise they are converted to F32 and uploaded once.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "engine/backend.h"
+#include "loaders/config.h"
+#include "loaders/model_file.h"
+
+namespace longvq {
+
+enum class BackendKind { cpu, cuda };
+
+struct ModelOptions {
+  BackendKind backend = BackendKind::cpu;
+  LoadMode load_mode = LoadMode::mmap;
+  int threads = 0;  // CPU threads; 0 = all cores
+};
+
+std::unique_ptr<Backend> make_backend(BackendKind kind, int threads);
+
+class Model {
+ public:
+  static std::shared_ptr<const Model> load(const std::filesystem::path& dir, const ModelOptions& options = {});
+
+  const ModelConfig& config() const { return config_; }
+  const ModelOptions& options() const { return options_; }
+  // A weight by its file name (design page §6), or a derived one: layers.{i}.mix.ema.{q,pb,g}.
+  const TensorRef& weight(const std::string& name) const;
+  bool has_weight(const std::string& name) const { return weights_.count(name) > 0; }
+  size_t weight_bytes() const { return weight_bytes_; }  // bytes of the file's tensors as run (f32)
+  int64_t parameter_count() const { return parameters_; }
+  const std::filesystem::path& dir() const { return dir_; }
+
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+  ~Model();
+
+ private:
+  Model() = default;
+  std::filesystem::path dir_;
+  ModelConfig config_;
+  ModelOptions options_;
+  std::unique_ptr<ModelFile> file_;           // kept open: mmap'd weights may be used in place
+  std::unique_ptr<Backend> backend_;          // owns the uploaded weight memory
+  std::vector<BackendBuffer> buffers_;
+  std::map<std::string, TensorRef> weights_;
+  size_t weight_bytes_ = 0;
+  int64_t parameters_ = 0;
+};
+
+}  // namespace longvq

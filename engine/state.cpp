@@ -1,0 +1,134 @@
+#include "engine/state.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "loaders/safetensors.h"
+#include "loaders/safetensors_writer.h"
+
+namespace longvq {
+namespace {
+
+const char* file_dtype(DType t) { return t == DType::f32 ? "F32" : t == DType::i32 ? "I32" : "I64"; }
+
+// Values a kernel would index with must be in range: a hostile file must not reach memory.
+void check_values(const std::filesystem::path& path, const std::string& name, const TensorInfo& t,
+                  const ModelConfig& c) {
+  auto bad = [&](const std::string& what) {
+    throw StateError(path.string() + ": tensor '" + name + "' " + what + "; the file is corrupt");
+  };
+  if (name == "pos") {
+    const auto* p = reinterpret_cast<const int64_t*>(t.data);
+    for (size_t i = 0; i < t.nbytes / 8; ++i)
+      if (p[i] < 0) bad("holds a negative position");
+  } else if (name.ends_with("ring_codes") || name.ends_with("cache_n")) {
+    const bool codes = name.ends_with("ring_codes");
+    int32_t v;
+    for (size_t i = 0; i < t.nbytes / 4; ++i) {
+      std::memcpy(&v, static_cast<const char*>(static_cast<const void*>(t.data)) + 4 * i, 4);
+      if (codes ? (v < -1 || v >= c.attention.codebook_size) : v < 0)
+        bad(codes ? "holds a code outside the codebook" : "holds a negative count");
+    }
+  }
+}
+
+}  // namespace
+
+State::State(const Model& model, Backend& backend, int64_t batch)
+    : model_(&model), backend_(&backend), batch_(batch), pos_(static_cast<size_t>(batch), 0) {
+  if (batch < 1) throw std::invalid_argument("a State needs at least one sequence");
+  const ModelConfig& c = model.config();
+  if (c.task != ModelConfig::Task::lm || c.bidirectional)
+    throw std::invalid_argument("only a causal LM has a decoding state; this model is a classifier");
+  const int64_t d = c.d_model, h = c.hidden_dim, e = c.z_dim, W = c.attention.window, S = c.attention.codebook_size;
+  add("state.pos", DType::i64, {batch});
+  for (int i = 0; i < c.n_layers; ++i) {
+    const std::string L = "state.layers." + std::to_string(i) + ".";
+    add(L + "ema", DType::f32, {batch, d, c.ema_ndim});
+    add(L + "ring_codes", DType::i32, {batch, W});
+    add(L + "ring_values", DType::f32, {batch, W, h});
+    if (!c.attention.quantize_window_keys) add(L + "ring_keys", DType::f32, {batch, W, e});
+    add(L + "cache_u", DType::f32, {batch, S, h});
+    add(L + "cache_n", DType::i32, {batch, S});
+  }
+  reset();
+}
+
+void State::add(const std::string& name, DType dtype, std::vector<int64_t> shape) {
+  TensorRef ref{nullptr, dtype, std::move(shape)};
+  Slot slot{BackendBuffer(*backend_, ref.nbytes()), ref, file_dtype(dtype)};
+  slot.ref.data = slot.buffer.data();
+  bytes_ += ref.nbytes();
+  slots_.emplace(name, std::move(slot));
+}
+
+const TensorRef& State::tensor(const std::string& name) const {
+  auto it = slots_.find(name);
+  if (it == slots_.end()) throw std::logic_error("state has no tensor '" + name + "'");
+  return it->second.ref;
+}
+
+void State::reset() {
+  for (auto& [name, slot] : slots_) {
+    if (name.ends_with("ring_codes")) {  // −1 marks an empty ring slot
+      std::vector<int32_t> empty(static_cast<size_t>(slot.ref.numel()), -1);
+      backend_->upload(slot.ref.data, empty.data(), slot.ref.nbytes());
+    } else {
+      backend_->fill_zero(slot.ref.data, slot.ref.nbytes());
+    }
+  }
+  std::fill(pos_.begin(), pos_.end(), 0);
+}
+
+void State::advance(int64_t tokens) {
+  for (int64_t& p : pos_) p += tokens;
+  const TensorRef& pos = tensor("state.pos");
+  backend_->upload(pos.data, pos_.data(), pos.nbytes());
+}
+
+void State::save(const std::filesystem::path& path) const {
+  std::vector<std::vector<char>> host;
+  std::vector<TensorToWrite> tensors;
+  for (const auto& [name, slot] : slots_) {
+    host.emplace_back(slot.ref.nbytes());
+    backend_->download(host.back().data(), slot.ref.data, slot.ref.nbytes());
+    tensors.push_back({name.substr(6), slot.dtype, slot.ref.shape, host.back().data(), slot.ref.nbytes()});
+  }
+  write_safetensors(path, std::move(tensors),
+                    {{"format", kStateFormat}, {"version", std::to_string(kStateVersion)},
+                     {"config", model_->config().fingerprint()}});
+}
+
+State State::load(const std::filesystem::path& path, const Model& model, Backend& backend) {
+  SafetensorsFile file(path, LoadMode::read);
+  auto meta = [&](const std::string& key) {
+    auto it = file.metadata().find(key);
+    return it == file.metadata().end() ? std::string() : it->second;
+  };
+  if (meta("format") != kStateFormat)
+    throw StateError(path.string() + ": not a longvq state file (format '" + meta("format") + "')");
+  if (meta("version") != std::to_string(kStateVersion))
+    throw StateError(path.string() + ": state version " + meta("version") + " is not supported (this engine reads " +
+                     std::to_string(kStateVersion) + "); recompute the state from the prompt");
+  if (meta("config") != model.config().fingerprint())
+    throw StateError(path.string() + ": the state was made by another model (" + meta("config") + "), not this one (" +
+                     model.config().fingerprint() + "); recompute it with this model");
+  const TensorInfo* pos = file.find("pos");
+  if (!pos || pos->shape.size() != 1 || pos->shape[0] < 1)
+    throw StateError(path.string() + ": tensor 'pos' is missing or malformed; the file is incomplete");
+  State state(model, backend, pos->shape[0]);
+  for (auto& [name, slot] : state.slots_) {
+    const std::string file_name = name.substr(6);
+    const TensorInfo* t = file.find(file_name);
+    if (!t) throw StateError(path.string() + ": tensor '" + file_name + "' is missing; the file is incomplete");
+    if (t->shape != slot.ref.shape || t->nbytes != slot.ref.nbytes() || std::string(file_dtype_name(t->dtype)) != slot.dtype)
+      throw StateError(path.string() + ": tensor '" + file_name + "' does not have the shape and type this model's "
+                       "state needs; recompute the state with this model");
+    check_values(path, file_name, *t, model.config());
+    backend.upload(slot.ref.data, t->data, t->nbytes);
+  }
+  std::memcpy(state.pos_.data(), pos->data, pos->nbytes);
+  return state;
+}
+
+}  // namespace longvq

@@ -1,0 +1,73 @@
+// ema: X' = φ(EMA(x) + ω·x), causal or bidirectional, optionally continued from a state, as the
+// recurrence H ← q⊙H + pb·x̃, y = Σ_n g·H (longvq-model.md §2.2). Parallel over (batch row,
+// block of kLanes channels); each item scans its channels through time. The bidirectional form
+// adds a backward scan with rows d..2d−1 (lag 0 counted twice, as MEGA).
+#include "kernels/cpu/cpu_common.h"
+#include "kernels/cpu/cpu_isa.h"
+
+namespace longvq::cpu {
+namespace {
+
+constexpr int kLanes = 16;
+
+struct EmaArgs {
+  const float* x;
+  const float* coef;  // packed q, pb, g: [direction][block][3][N][kLanes], zero-padded lanes
+  const float* omega;
+  const int32_t* lengths;
+  float* state;
+  float* y;
+  int64_t B, n, d, N;
+  bool bidir;
+};
+
+namespace v_generic {
+#include "kernels/cpu/cpu_ema_body.inc"
+}
+LONGVQ_ISA_BEGIN_AVX2
+namespace v_avx2 {
+#include "kernels/cpu/cpu_ema_body.inc"
+}
+LONGVQ_ISA_END
+LONGVQ_ISA_BEGIN_AVX512
+namespace v_avx512 {
+#include "kernels/cpu/cpu_ema_body.inc"
+}
+LONGVQ_ISA_END
+
+}  // namespace
+
+void ema(const OpCall& c, const CpuContext& ctx) {
+  const TensorRef& xt = c.inputs[0];
+  const int64_t B = xt.shape[0], n = xt.shape[1], d = xt.shape[2], N = c.inputs[1].shape[1];
+  const bool bidir = c.params.bidirectional;
+  const int64_t nblk = (d + kLanes - 1) / kLanes;
+  const int64_t dirs = bidir ? 2 : 1;
+
+  // Pack the coefficients once per call: [dir][blk][q|pb|g][m][lane], channel = dir·d + blk·kLanes + lane.
+  std::vector<float> coef(static_cast<size_t>(dirs * nblk * 3 * N * kLanes), 0.0f);
+  const float* src[3] = {in_f32(c, 1), in_f32(c, 2), in_f32(c, 3)};
+  for (int64_t dir = 0; dir < dirs; ++dir)
+    for (int64_t blk = 0; blk < nblk; ++blk)
+      for (int k = 0; k < 3; ++k)
+        for (int64_t m = 0; m < N; ++m)
+          for (int l = 0; l < kLanes; ++l) {
+            const int64_t ch = blk * kLanes + l;
+            if (ch < d) coef[(((dir * nblk + blk) * 3 + k) * N + m) * kLanes + l] = src[k][(dir * d + ch) * N + m];
+          }
+
+  EmaArgs a{xt.as<const float>(),
+            coef.data(),
+            in_f32(c, 4),
+            c.params.has_lengths ? c.inputs[5].as<const int32_t>() : nullptr,
+            c.params.stateful ? c.inputs[6].as<float>() : nullptr,
+            c.outputs[0].as<float>(),
+            B, n, d, N, bidir};
+  void (*item)(const EmaArgs&, int64_t, int64_t) = v_generic::ema_item;
+  if (cpu_isa() == CpuIsa::avx512) item = v_avx512::ema_item;
+  else if (cpu_isa() == CpuIsa::avx2) item = v_avx2::ema_item;
+  parallel_for(B * nblk, ctx.threads, 4.0 * static_cast<double>(dirs * n * N * kLanes),
+               [&](int64_t i) { item(a, i / nblk, i % nblk); });
+}
+
+}  // namespace longvq::cpu

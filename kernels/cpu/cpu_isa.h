@@ -1,0 +1,20 @@
+// Compiling one kernel body for several instruction sets.
+//
+// A family's vectorizable body lives in a `*_body.inc` file without includes. Its .cpp includes
+// it three times, each inside its own namespace in an anonymous namespace (no symbol can be
+// shared, so no AVX code can leak into a generic caller):
+//
+//   namespace v_generic { #include "x_body.inc" }
+//   LONGVQ_ISA_BEGIN_AVX2   namespace v_avx2   { #include "x_body.inc" }  LONGVQ_ISA_END
+//   LONGVQ_ISA_BEGIN_AVX512 namespace v_avx512 { #include "x_body.inc" }  LONGVQ_ISA_END
+//
+// and picks one at run time with cpu_isa(). GCC auto-vectorizes each copy for its target.
+// OpenMP regions stay in the generic driver; the bodies are called once per work item.
+#pragma once
+
+#define LONGVQ_PRAGMA(x) _Pragma(#x)
+#define LONGVQ_ISA_BEGIN_AVX2 LONGVQ_PRAGMA(GCC push_options) LONGVQ_PRAGMA(GCC target("avx2,fma"))
+#define LONGVQ_ISA_BEGIN_AVX512                                  \
+  LONGVQ_PRAGMA(GCC push_options)                                \
+  LONGVQ_PRAGMA(GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,prefer-vector-width=512"))
+#define LONGVQ_ISA_END LONGVQ_PRAGMA(GCC pop_options)

@@ -1,0 +1,180 @@
+// vq_codes and vq_attention (longvq-model.md §3, §4).
+//
+// vq_attention is an O(n·(W + S)·(e + h)) sweep, never O(n²):
+//  * causal (stateful or not): queries in position order; before query P every key that left
+//    its window (position < P − W) is added to a running per-code memory (U, N), in position
+//    order; the window keys are scored one by one. The memory starts as the state's cache.
+//  * bidirectional: a forward sweep with the prefix memory (keys j < i − W) and the window,
+//    then a backward sweep with the suffix memory (keys j > i + W) built from the end; the two
+//    partial softmaxes (max, num, den) are merged. Nothing is ever subtracted.
+// Work items are (batch row, block of queries); an item rebuilds its starting memory from the
+// first key (or the last, backward) in the same order the whole sweep would, so the result does
+// not depend on how the queries are split, i.e. on the thread count, nor on how a stateful
+// chunk is split into calls. A stateful call then updates the state exactly as n decode steps
+// (push_key): ring slot = position mod W; the key leaving the ring joins cache_u / cache_n.
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+#include "kernels/cpu/cpu_common.h"
+#include "kernels/cpu/cpu_isa.h"
+
+namespace longvq::cpu {
+namespace {
+
+struct CodesArgs {
+  const float* k;
+  const double* ct;     // codebook transposed [e][S], in double
+  const double* norm2;  // ||C_s||², double, summed over i ascending
+  int32_t* codes;
+  int64_t S, e;
+};
+
+struct AttnArgs {
+  const float* Q;
+  const float* K;
+  const float* V;
+  const int32_t* codes;
+  const float* C;  // codebook [S, e]
+  const float* T;  // rel_bias
+  const int32_t* lengths;
+  const int32_t* ring_codes;
+  const float* ring_values;
+  const float* ring_keys;
+  const float* cache_u;
+  const int32_t* cache_n;
+  const int64_t* pos;
+  float* O;
+  int64_t B, n, e, h, S, W;
+  bool qwk;
+  float scale;
+};
+
+namespace v_generic {
+#include "kernels/cpu/cpu_vq_body.inc"
+}
+LONGVQ_ISA_BEGIN_AVX2
+namespace v_avx2 {
+#include "kernels/cpu/cpu_vq_body.inc"
+}
+LONGVQ_ISA_END
+LONGVQ_ISA_BEGIN_AVX512
+namespace v_avx512 {
+#include "kernels/cpu/cpu_vq_body.inc"
+}
+LONGVQ_ISA_END
+
+template <class F>
+F pick(F generic, F avx2, F avx512) {
+  switch (cpu_isa()) {
+    case CpuIsa::avx512: return avx512;
+    case CpuIsa::avx2: return avx2;
+    case CpuIsa::generic: break;
+  }
+  return generic;
+}
+
+[[noreturn]] void bad_value(const std::string& what) { throw std::out_of_range("vq_attention: " + what); }
+
+}  // namespace
+
+void vq_codes(const OpCall& c, const CpuContext& ctx) {
+  const int64_t T = c.inputs[0].rows(), e = c.inputs[0].cols(), S = c.inputs[1].shape[0];
+  const float* C = in_f32(c, 1);
+  std::vector<double> ct(static_cast<size_t>(e * S)), norm2(static_cast<size_t>(S), 0.0);
+  for (int64_t i = 0; i < e; ++i)
+    for (int64_t s = 0; s < S; ++s) {
+      const double v = C[s * e + i];
+      ct[i * S + s] = v;
+      norm2[s] += v * v;  // i ascending, as ref_vq_code
+    }
+  CodesArgs a{in_f32(c, 0), ct.data(), norm2.data(), c.outputs[0].as<int32_t>(), S, e};
+  auto item = pick(v_generic::codes_item, v_avx2::codes_item, v_avx512::codes_item);
+  constexpr int64_t kKeys = 16;
+  parallel_for((T + kKeys - 1) / kKeys, ctx.threads, 2.0 * static_cast<double>(kKeys * S * e),
+               [&](int64_t blk) { item(a, blk * kKeys, std::min(T, (blk + 1) * kKeys)); });
+}
+
+void vq_attention(const OpCall& c, const CpuContext& ctx) {
+  const OpParams& p = c.params;
+  const int64_t B = c.inputs[0].shape[0], n = c.inputs[0].shape[1], e = c.inputs[0].shape[2];
+  const int64_t h = c.inputs[2].shape[2], S = c.inputs[4].shape[0], W = p.window;
+  const bool ring = p.stateful && W > 0;
+  AttnArgs a{in_f32(c, 0),
+             in_f32(c, 1),
+             in_f32(c, 2),
+             c.inputs[3].as<const int32_t>(),
+             in_f32(c, 4),
+             in_f32(c, 5),
+             p.has_lengths ? c.inputs[6].as<const int32_t>() : nullptr,
+             ring ? c.inputs[7].as<const int32_t>() : nullptr,
+             ring ? c.inputs[8].as<const float>() : nullptr,
+             ring && !p.quantize_window_keys ? c.inputs[9].as<const float>() : nullptr,
+             p.stateful ? c.inputs[10].as<const float>() : nullptr,
+             p.stateful ? c.inputs[11].as<const int32_t>() : nullptr,
+             p.stateful ? c.inputs[12].as<const int64_t>() : nullptr,
+             c.outputs[0].as<float>(),
+             B, n, e, h, S, W,
+             p.quantize_window_keys,
+             1.0f / std::sqrt(static_cast<float>(e))};
+  if (B == 0 || n == 0) return;
+
+  // Values the kernels index with: refuse them before touching memory.
+  for (int64_t i = 0; i < B * n; ++i)
+    if (a.codes[i] < 0 || a.codes[i] >= S)
+      bad_value("code " + std::to_string(a.codes[i]) + " at " + std::to_string(i) + " outside [0, " + std::to_string(S) + ")");
+  if (a.pos)
+    for (int64_t b = 0; b < B; ++b)
+      if (a.pos[b] < 0) bad_value("pos[" + std::to_string(b) + "] = " + std::to_string(a.pos[b]) + " < 0");
+  if (a.ring_codes)
+    for (int64_t i = 0; i < B * W; ++i)
+      if (a.ring_codes[i] < -1 || a.ring_codes[i] >= S)
+        bad_value("ring code " + std::to_string(a.ring_codes[i]) + " outside [-1, " + std::to_string(S) + ")");
+
+  // Split each row's queries into pieces: one per row with a single thread, else enough pieces
+  // to keep the threads busy (the result is the same for any split).
+  int64_t pieces = 1;
+  if (ctx.threads > 1) pieces = std::clamp<int64_t>((2 * ctx.threads + B - 1) / B, 1, (n + 15) / 16);
+  const int64_t chunk = (n + pieces - 1) / pieces;
+  pieces = (n + chunk - 1) / chunk;
+  const double cost = static_cast<double>(chunk) * static_cast<double>((2 * W + 1 + S) * (e + h));
+  auto item = p.bidirectional ? pick(v_generic::bidir_item, v_avx2::bidir_item, v_avx512::bidir_item)
+                              : pick(v_generic::causal_item, v_avx2::causal_item, v_avx512::causal_item);
+  parallel_for(B * pieces, ctx.threads, cost, [&](int64_t it) {
+    const int64_t b = it / pieces, t0 = it % pieces * chunk;
+    item(a, b, t0, std::min(n, t0 + chunk));
+  });
+  if (!p.stateful) return;
+
+  // The state after the chunk: push_key for each token, in order.
+  int32_t* ring_codes = ring ? c.inputs[7].as<int32_t>() : nullptr;
+  float* ring_values = ring ? c.inputs[8].as<float>() : nullptr;
+  float* ring_keys = ring && !p.quantize_window_keys ? c.inputs[9].as<float>() : nullptr;
+  float* cache_u = c.inputs[10].as<float>();
+  int32_t* cache_n = c.inputs[11].as<int32_t>();
+  parallel_for(B, ctx.threads, static_cast<double>(n * h), [&](int64_t b) {
+    const int64_t p0 = a.pos[b];
+    auto add = [&](int32_t code, const float* v) {
+      float* u = cache_u + (b * S + code) * h;
+      for (int64_t j = 0; j < h; ++j) u[j] += v[j];
+      cache_n[b * S + code] += 1;
+    };
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t P = p0 + i;
+      const int32_t code = a.codes[b * n + i];
+      const float* v = a.V + (b * n + i) * h;
+      if (W == 0) {
+        add(code, v);
+        continue;
+      }
+      const int64_t slot = P % W;
+      const int32_t old = ring_codes[b * W + slot];
+      if (P >= W && old >= 0) add(old, ring_values + (b * W + slot) * h);  // position P − W leaves
+      ring_codes[b * W + slot] = code;
+      std::copy(v, v + h, ring_values + (b * W + slot) * h);
+      if (ring_keys) std::copy(a.K + (b * n + i) * e, a.K + (b * n + i + 1) * e, ring_keys + (b * W + slot) * e);
+    }
+  });
+}
+
+}  // namespace longvq::cpu

@@ -1,0 +1,36 @@
+// Small helpers shared by the reference kernels (double-precision activations, tensor access).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "engine/op.h"
+#include "engine/op_check.h"
+
+namespace longvq::ref {
+
+inline double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }   // σ(x) = 1/(1+e^{−x})
+inline double silu(double x) { return x * sigmoid(x); }                   // φ(x) = x·σ(x)  [MEGA: SiLU]
+inline double gelu(double x) { return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0))); }  // F.gelu (erf)
+
+inline double activate(Activation a, double x) {
+  switch (a) {
+    case Activation::none: return x;
+    case Activation::silu: return silu(x);
+    case Activation::gelu: return gelu(x);
+  }
+  return x;
+}
+
+inline const float* in_f32(const OpCall& c, int i) {
+  return tensor_present(c.inputs[i]) ? c.inputs[i].as<const float>() : nullptr;
+}
+inline float* out_f32(const OpCall& c, int i) { return c.outputs[i].as<float>(); }
+
+// Valid length of row b: lengths[b] clamped to [0, n], or n without lengths.
+inline int64_t valid_length(const int32_t* lengths, int64_t b, int64_t n) {
+  return lengths ? std::clamp<int64_t>(lengths[b], 0, n) : n;
+}
+
+}  // namespace longvq::ref
