@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "engine/op.h"
 
@@ -28,6 +29,11 @@ class Backend {
   virtual void download(void* dst, const void* src, size_t bytes) = 0;  // backend → host
   virtual void fill_zero(void* dst, size_t bytes) = 0;
   virtual void run(const OpCall& call) = 0;
+  // Runs a whole graph's calls in order. A backend may record and replay them (CUDA graphs):
+  // the executor passes identical calls (same pointers and shapes) for identical runs.
+  virtual void run_graph(const std::vector<OpCall>& calls) {
+    for (const OpCall& call : calls) run(call);
+  }
   virtual void synchronize() {}
 };
 

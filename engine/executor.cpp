@@ -61,16 +61,18 @@ void Executor::run(int64_t batch, int64_t seq, State* state) {
   if (state && state->batch() != batch)
     throw std::invalid_argument("state holds " + std::to_string(state->batch()) + " sequences but the run has " +
                                 std::to_string(batch));
-  OpCall call;
-  for (const Node& node : graph_.nodes()) {
+  calls_.resize(graph_.nodes().size());
+  for (size_t i = 0; i < calls_.size(); ++i) {
+    const Node& node = graph_.nodes()[i];
+    OpCall& call = calls_[i];
     call.op = node.op;
     call.params = node.params;
     call.inputs.clear();
     call.outputs.clear();
     for (int id : node.inputs) call.inputs.push_back(bind(id, batch, seq, state));
     for (int id : node.outputs) call.outputs.push_back(bind(id, batch, seq, state));
-    backend_.run(call);
   }
+  backend_.run_graph(calls_);
   backend_.synchronize();
 }
 

@@ -40,6 +40,7 @@ class Executor {
   Graph graph_;
   MemoryPlan plan_;
   BackendBuffer arena_;
+  std::vector<OpCall> calls_;  // reused across runs
 };
 
 }  // namespace longvq

@@ -15,13 +15,17 @@
 
 namespace longvq::cpu {
 
+// Work (in rough flops) below which an op runs on the calling thread: waking an OpenMP team
+// costs a few microseconds, about what one core does with this much work.
+inline constexpr double kMinParallelWork = 1.0e5;
+
 // Runs f(i) for i in [0, n) on up to `threads` OpenMP threads (static schedule). The split never
 // changes what f computes, so results do not depend on the thread count. Serial when the work
-// (n · cost_per_item, in rough flops) is too small to pay for waking threads.
+// (n · cost_per_item) is below kMinParallelWork.
 template <class F>
 void parallel_for(int64_t n, int threads, double cost_per_item, F&& f) {
   int nt = static_cast<int>(std::min<int64_t>(threads, n));
-  if (static_cast<double>(n) * cost_per_item < 2.0e4) nt = 1;
+  if (static_cast<double>(n) * cost_per_item < kMinParallelWork) nt = 1;
   if (nt <= 1) {
     for (int64_t i = 0; i < n; ++i) f(i);
     return;

@@ -278,7 +278,7 @@ std::vector<Case> embed_cases() {
   std::vector<Case> cs;
   Rng r(1);
   int v = 0;
-  for (auto [B, n] : {std::pair<int64_t, int64_t>{1, 1}, {3, 7}, {2, 33}})
+  for (auto [B, n] : {std::pair<int64_t, int64_t>{1, 1}, {3, 7}, {2, 33}, {8, 200}})
     for (int64_t V : {1, 5, 65})
       for (int64_t d : {1, 7, 65}) {
         Case c;
@@ -297,7 +297,7 @@ std::vector<Case> embed_cases() {
 std::vector<Case> embed_real_cases() {
   std::vector<Case> cs;
   Rng r(2);
-  for (auto [B, n] : {std::pair<int64_t, int64_t>{1, 1}, {3, 7}, {2, 33}})
+  for (auto [B, n] : {std::pair<int64_t, int64_t>{1, 1}, {3, 7}, {2, 33}, {8, 200}})
     for (int64_t d : {1, 3, 65}) {
       Case c;
       c.name = "embed_real B=" + std::to_string(B) + " n=" + std::to_string(n) + " d=" + std::to_string(d);
@@ -316,7 +316,7 @@ std::vector<Case> norm_cases() {
   const char* names[] = {"layernorm", "scalenorm", "rmsnorm", "batchnorm"};
   for (NormKind kind : {NormKind::layernorm, NormKind::scalenorm, NormKind::rmsnorm, NormKind::batchnorm})
     for (bool affine : {true, false})
-      for (auto [T, d] : {std::pair<int64_t, int64_t>{1, 1}, {3, 7}, {7, 33}, {2, 65}, {65, 3}, {5, 130}}) {
+      for (auto [T, d] : {std::pair<int64_t, int64_t>{1, 1}, {3, 7}, {7, 33}, {2, 65}, {65, 3}, {5, 130}, {300, 65}}) {
         Case c;
         c.op = OpKind::norm;
         c.params.norm = kind;
@@ -413,7 +413,7 @@ std::vector<Case> ema_cases() {
   std::vector<Case> cs;
   Rng r(5);
   struct Size { int64_t B, n, d, N; };
-  for (Size s : {Size{1, 1, 1, 1}, {2, 7, 3, 2}, {3, 33, 7, 16}, {1, 65, 33, 16}, {4, 5, 17, 3}, {2, 20, 40, 5}})
+  for (Size s : {Size{1, 1, 1, 1}, {2, 7, 3, 2}, {3, 33, 7, 16}, {1, 65, 33, 16}, {4, 5, 17, 3}, {2, 64, 48, 16}})
     for (bool bidir : {false, true})
       for (bool lengths : {false, true})
         for (bool stateful : {false, true}) {
@@ -428,7 +428,7 @@ std::vector<Case> mix_gates_cases() {
   Rng r(6);
   int variant = 0;
   struct Size { int64_t T, d, e, h; };
-  for (Size s : {Size{1, 1, 1, 1}, {7, 3, 5, 2}, {33, 16, 8, 24}, {3, 65, 7, 33}}) {
+  for (Size s : {Size{1, 1, 1, 1}, {7, 3, 5, 2}, {33, 16, 8, 24}, {3, 65, 7, 33}, {200, 16, 8, 24}}) {
     Case c;
     c.op = OpKind::mix_gates;
     const auto shape = seq_shape(s.T, 2 * s.d + s.e + s.h, variant++);
@@ -577,7 +577,7 @@ std::vector<Case> elementwise_cases() {
   std::vector<Case> cs;
   Rng r(9);
   int variant = 0;
-  for (auto [T, d] : {std::pair<int64_t, int64_t>{1, 1}, {3, 7}, {33, 65}, {200, 129}})
+  for (auto [T, d] : {std::pair<int64_t, int64_t>{1, 1}, {3, 7}, {33, 65}, {1000, 129}})
     for (OpKind op : {OpKind::mul, OpKind::add, OpKind::gated_residual})
       for (int alias : {-1, 0, 1}) {
         if (alias == 1 && op == OpKind::gated_residual) continue;
@@ -597,7 +597,7 @@ std::vector<Case> elementwise_cases() {
 std::vector<Case> mean_pool_cases() {
   std::vector<Case> cs;
   Rng r(10);
-  for (auto [B, n, d] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {3, 7, 5}, {4, 33, 65}, {2, 65, 3}})
+  for (auto [B, n, d] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {3, 7, 5}, {4, 33, 65}, {2, 65, 3}, {4, 400, 65}})
     for (bool lengths : {true, false}) {
       Case c;
       c.op = OpKind::mean_pool;
