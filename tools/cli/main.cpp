@@ -1,0 +1,111 @@
+// longvq: the command line of the LongVQ inference engine.
+//
+//   longvq generate   | classify | perplexity | bench | info   (longvq --help)
+//
+// Exit codes: 0 ok; 1 runtime failure (unreadable or corrupt model, bad input file, ...);
+// 2 bad usage (unknown flag, invalid or conflicting values, missing input).
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "engine/tokenizer.h"
+#include "engine/version.h"
+#include "loaders/load_error.h"
+#include "tools/cli/commands.h"
+#include "tools/cli/common.h"
+
+using namespace longvq::cli;
+
+namespace {
+
+std::string failure_message(const CLI::App* app, const CLI::Error& e) {
+  std::string name = app->get_name();
+  // The failing subcommand, for the hint.
+  for (const CLI::App* sub : app->get_subcommands())
+    if (sub->parsed()) name += " " + sub->get_name();
+  return "error: " + std::string(e.what()) + "\nRun '" + name + " --help' for usage.\n";
+}
+
+// Lists each subcommand by the first line of its description (the rest is shown by its own --help).
+class Formatter : public CLI::Formatter {
+ public:
+  std::string make_subcommand(const CLI::App* sub) const override {
+    std::stringstream out;
+    const std::string& d = sub->get_description();
+    CLI::detail::format_help(out, sub->get_display_name(true), d.substr(0, d.find('\n')), column_width_);
+    return out.str();
+  }
+  // "-n,--n-predict INT" (the type without validator names); the default and the flags it
+  // excludes or needs go into the description, where they read better.
+  std::string make_option_opts(const CLI::Option* opt) const override {
+    if (!opt->get_option_text().empty()) return " " + opt->get_option_text();
+    if (opt->get_type_size() == 0) return "";
+    const std::string type = opt->get_type_name();
+    return " " + type.substr(0, type.find(':'));
+  }
+  std::string make_option_desc(const CLI::Option* opt) const override {
+    std::string d = opt->get_description();
+    std::string def = opt->get_default_str();
+    if (def.size() >= 2 && def.front() == '[' && def.back() == ']') def = def.substr(1, def.size() - 2);
+    if (!def.empty()) d += " (default: " + def + ")";
+    for (const CLI::Option* x : opt->get_excludes()) d += "; not with " + x->get_name();
+    for (const CLI::Option* x : opt->get_needs()) d += "; needs " + x->get_name();
+    return d;
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);  // a closed pipe ends generation quietly instead of killing us
+
+  CLI::App app{"longvq: run LongVQ models (MEGA damped EMA + attention over vector-quantized keys) on the CPU.\n"
+               "Causal LMs generate text and score perplexity; classifiers label sequences. The decoding state has a\n"
+               "fixed size however long the context grows.",
+               "longvq"};
+  app.set_version_flag("--version", std::string(longvq::version()) + " (" + longvq::build_info() + ")");
+  app.require_subcommand(1);
+  app.failure_message(failure_message);
+  app.formatter(std::make_shared<Formatter>());
+  app.get_formatter()->column_width(34);
+  app.footer(
+      "Examples:\n"
+      "  longvq generate -p \"It is a truth universally acknowledged\" -n 200\n"
+      "  longvq classify -m models/listops tests/data/listops_test200.tsv -o predictions.jsonl\n"
+      "  longvq perplexity -m models/austen-lm -f book.txt\n"
+      "  longvq bench -m models/austen-lm -p 512 -n 128 -d 0,4096\n"
+      "  longvq info -m tests/fixtures/lm_bytes_layernorm_tied\n\n"
+      "Without -m, the model is $LONGVQ_MODEL, else " +
+      default_model_dir().string() +
+      ".\nExit codes: 0 ok, 1 runtime failure (model or input file), 2 bad usage.\n"
+      "Run 'longvq COMMAND --help' for a command's flags.");
+
+  std::vector<Command> commands = {add_generate(app), add_classify(app), add_perplexity(app), add_bench(app),
+                                   add_info(app)};
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? kExitOk : kExitUsage;
+  }
+  for (Command& c : commands) {
+    if (!c.app->parsed()) continue;
+    try {
+      return c.run();
+    } catch (const UsageError& e) {
+      std::fprintf(stderr, "error: %s\nRun 'longvq %s --help' for usage.\n", e.what(), c.app->get_name().c_str());
+      return kExitUsage;
+    } catch (const std::exception& e) {
+      std::fflush(stdout);
+      std::fprintf(stderr, "error: %s\n", e.what());
+      return kExitFailure;
+    }
+  }
+  return kExitUsage;  // unreachable: require_subcommand(1)
+}

@@ -1,0 +1,42 @@
+#include "tools/cli/prompt_cache.h"
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "loaders/load_error.h"
+#include "loaders/safetensors.h"
+#include "loaders/safetensors_writer.h"
+
+namespace longvq::cli {
+
+namespace {
+constexpr const char* kPendingKey = "pending_token";
+}
+
+void save_prompt_cache(const State& state, int32_t pending, const std::filesystem::path& path) {
+  state.save(path);
+  // Re-write with the pending token in the metadata (the State API has no metadata hook).
+  SafetensorsFile file(path, LoadMode::read);  // an owned copy: safe to replace the file below
+  std::vector<TensorToWrite> tensors;
+  for (const auto& [name, info] : file.tensors())
+    tensors.push_back({name, std::string(file_dtype_name(info.dtype)), info.shape, info.data, info.nbytes});
+  std::map<std::string, std::string> meta(file.metadata().begin(), file.metadata().end());
+  meta[kPendingKey] = std::to_string(pending);
+  write_safetensors(path, std::move(tensors), meta);
+}
+
+std::optional<int32_t> read_pending_token(const std::filesystem::path& path) {
+  SafetensorsFile file(path, LoadMode::read);
+  auto it = file.metadata().find(kPendingKey);
+  if (it == file.metadata().end()) return std::nullopt;
+  try {
+    size_t used = 0;
+    const long v = std::stol(it->second, &used);
+    if (used == it->second.size() && v >= 0 && v <= INT32_MAX) return static_cast<int32_t>(v);
+  } catch (const std::exception&) {
+  }
+  throw StateError(path.string() + ": metadata pending_token '" + it->second + "' is not a token id; the file is corrupt");
+}
+
+}  // namespace longvq::cli
