@@ -1,0 +1,282 @@
+"""The three shipped models: their configs, training hyper-parameters, data and evaluation.
+
+A task object gives training batches and evaluates a model on a split with the reference:
+  austen-lm    bits per byte of the held-out text, scored as ONE sequence (chunked prefill
+               carrying the state), exactly as the engine's perplexity command scores it;
+  listops      accuracy (and the majority-class baseline) on variable-length sequences;
+  fashion-seq  accuracy on 784-pixel sequences.
+Every evaluation also reports codebook utilization: the share of codes used on that split.
+"""
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import AttentionConfig, ClassifierConfig, Config, EmbeddingConfig, TokenizerConfig
+from .export import parameter_count
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/, for longvq_data
+
+
+@dataclass
+class Recipe:
+    name: str
+    config: Config
+    data: str
+    steps: int
+    batch: int
+    seq_len: int = 0  # LM training window
+    block_len: int | None = None  # attention block of the fast path (speed only: results do not depend on it)
+    lr: float = 2e-3
+    warmup: int = 200
+    weight_decay: float = 0.01
+    clip: float = 1.0
+    commit_beta: float = 1e-3
+    codebook_gamma: float = 0.99
+    dead_count: float = 0.05
+    seed: int = 0
+    threads: int = 1
+    log_every: int = 25
+    eval_every: int = 250
+    ckpt_every: int = 100
+    eval_limit: int | None = None
+    command: str = ""
+    notes: list = field(default_factory=list)
+
+
+def austen_recipe() -> Recipe:
+    cfg = Config(vocab_size=257, d_model=128, hidden_dim=256, z_dim=64, ema_ndim=16, ffn_dim=256, n_layers=4,
+                 attention=AttentionConfig(codebook_size=64, window=32), norm="layernorm", prenorm=True,
+                 task="lm", embedding=EmbeddingConfig("token", math.sqrt(128)), tie_embeddings=True,
+                 tokenizer=TokenizerConfig(kind="bytes", specials=["<bos>"]))
+    return Recipe("austen-lm", cfg, "austen", steps=5000, batch=16, seq_len=256, lr=3e-3, eval_every=500,
+                  eval_limit=60_000)
+
+
+def listops_recipe() -> Recipe:
+    from longvq_data import listops
+    cfg = Config(vocab_size=len(listops.VOCAB), d_model=64, hidden_dim=64, z_dim=32, ema_ndim=16, ffn_dim=128,
+                 n_layers=3, attention=AttentionConfig(codebook_size=64, window=32), norm="layernorm",
+                 prenorm=False, bidirectional=True, task="classify", embedding=EmbeddingConfig("token"),
+                 classifier=ClassifierConfig(num_classes=10, hidden=128),
+                 tokenizer=TokenizerConfig(kind="vocab", tokens=list(listops.VOCAB)))
+    return Recipe("listops", cfg, "listops", steps=3000, batch=8, block_len=64, lr=2e-3, warmup=100,
+                  eval_every=250, eval_limit=300)
+
+
+def fashion_recipe() -> Recipe:
+    cfg = Config(vocab_size=0, d_model=64, hidden_dim=64, z_dim=32, ema_ndim=16, ffn_dim=128, n_layers=2,
+                 attention=AttentionConfig(codebook_size=64, window=32), norm="layernorm", prenorm=True,
+                 bidirectional=True, task="classify", embedding=EmbeddingConfig("real"),
+                 classifier=ClassifierConfig(num_classes=10, hidden=128),
+                 tokenizer=TokenizerConfig(kind="pixels", mean=0.2860, std=0.3530))
+    return Recipe("fashion-seq", cfg, "fashion", steps=3000, batch=16, block_len=64, lr=3e-3, warmup=100,
+                  eval_every=250, eval_limit=1000)
+
+
+RECIPES = {"austen-lm": austen_recipe, "listops": listops_recipe, "fashion-seq": fashion_recipe}
+
+
+# -- tasks ------------------------------------------------------------------------------------
+def codes_used(model, run) -> dict:
+    """Runs `run()` collecting every layer's codes; returns utilization (share of codes used)."""
+    sinks = [[] for _ in model.layers]
+    saved = [layer.mix.key_sink for layer in model.layers]
+    for layer, sink in zip(model.layers, sinks):
+        layer.mix.key_sink = sink
+    try:
+        result = run()
+    finally:
+        for layer, s in zip(model.layers, saved):
+            layer.mix.key_sink = s
+    per_layer = []
+    for sink in sinks:
+        used = set()
+        for _, codes, mask in sink:
+            used.update((codes[mask] if mask is not None else codes).flatten().tolist())
+        per_layer.append(len(used) / model.cfg.attention.codebook_size)
+    return result, per_layer
+
+
+class AustenTask:
+    def __init__(self, r: Recipe):
+        from longvq_data import austen
+        self.r = r
+        self.text = {s: np.frombuffer(austen.load(s), dtype=np.uint8) for s in ("train", "val", "test")}
+        self.bos = 256
+
+    def batch(self, bsz: int, gen: torch.Generator):
+        train = self.text["train"]
+        t = self.r.seq_len
+        starts = torch.randint(len(train) - t, (bsz,), generator=gen).numpy()
+        rows = np.stack([train[s:s + t] for s in starts]).astype(np.int64)
+        targets = torch.from_numpy(rows)
+        inputs = torch.cat([torch.full((bsz, 1), self.bos), targets[:, :-1]], 1)  # <bos> then the text
+        return inputs, targets, None
+
+    def evaluate(self, model, split: str, limit: int | None):
+        data = self.text[split][:limit] if limit else self.text[split]
+        tokens = torch.from_numpy(np.concatenate([[self.bos], data]).astype(np.int64))[None]
+
+        def run():
+            nats, state = 0.0, None
+            for a in range(0, len(data), 2048):  # one long sequence, state carried across chunks
+                logits, state = model.prefill(tokens[:, a:a + 2048], state)
+                target = tokens[0, a + 1:a + 1 + logits.shape[1]]
+                nats += float(torch.nn.functional.cross_entropy(
+                    logits[0, :len(target)].double(), target, reduction="sum"))
+            return nats / len(data) / math.log(2)
+
+        bpb, util = codes_used(model, run)
+        return {f"{split}_bits_per_byte": bpb, f"{split}_codebook_utilization": float(np.mean(util)),
+                f"{split}_bytes": int(len(data))}
+
+
+class ClassifyTask:
+    """Shared by ListOps and Fashion-MNIST: batches of similar lengths, accuracy evaluation."""
+
+    def __init__(self, r: Recipe, splits: dict):
+        self.r, self.splits = r, splits  # split → (list of input arrays, labels ndarray)
+        lengths = np.array([len(x) for x in splits["train"][0]])
+        self.train_by_length = np.argsort(lengths, kind="stable")
+
+    def to_batch(self, rows, real: bool):
+        n = max(len(x) for x in rows)
+        dtype = torch.float32 if real else torch.long
+        inputs = torch.zeros(len(rows), n, dtype=dtype)
+        for b, x in enumerate(rows):
+            inputs[b, :len(x)] = torch.as_tensor(x, dtype=dtype)
+        return inputs, torch.tensor([len(x) for x in rows])
+
+    def batch(self, bsz: int, gen: torch.Generator):
+        xs, ys = self.splits["train"]
+        # Neighbours in length order: little padding, still a random batch.
+        start = int(torch.randint(len(xs) - bsz + 1, (1,), generator=gen))
+        idx = self.train_by_length[start:start + bsz]
+        inputs, lengths = self.to_batch([xs[i] for i in idx], self.real)
+        return inputs, torch.from_numpy(ys[idx]).long(), lengths
+
+    def predict(self, model, xs, bsz: int = 16):
+        order = np.argsort([len(x) for x in xs], kind="stable")
+        preds = np.zeros(len(xs), dtype=np.int64)
+        for a in range(0, len(xs), bsz):
+            idx = order[a:a + bsz]
+            inputs, lengths = self.to_batch([xs[i] for i in idx], self.real)
+            x = inputs.to(model.embed.weight.dtype) if self.real else inputs
+            preds[idx] = model(x, lengths, block_len=self.r.block_len).argmax(-1).numpy()
+        return preds
+
+    def evaluate(self, model, split: str, limit: int | None):
+        xs, ys = self.splits[split]
+        xs, ys = (xs[:limit], ys[:limit]) if limit else (xs, ys)
+        preds, util = codes_used(model, lambda: self.predict(model, xs))
+        out = {f"{split}_accuracy": float((preds == ys).mean()),
+               f"{split}_codebook_utilization": float(np.mean(util)), f"{split}_examples": len(ys)}
+        if split == "test":
+            out["test_majority_baseline"] = float(np.bincount(ys).max() / len(ys))
+        return out
+
+
+class ListOpsTask(ClassifyTask):
+    real = False
+
+    def __init__(self, r: Recipe):
+        from longvq_data import listops
+        index = {t: i for i, t in enumerate(listops.VOCAB)}
+        splits = {}
+        for s in ("train", "val", "test"):
+            rows = listops.load(s)
+            splits[s] = ([np.array([index[t] for t in toks], dtype=np.int64) for toks, _ in rows],
+                         np.array([y for _, y in rows], dtype=np.int64))
+        super().__init__(r, splits)
+
+
+class FashionTask(ClassifyTask):
+    real = True
+
+    def __init__(self, r: Recipe):
+        from longvq_data import fashion
+        from .tokenizer import Tokenizer
+        tok = Tokenizer(r.config.tokenizer)
+        splits = {}
+        for s in ("train", "val", "test"):
+            images, labels = fashion.load(s)
+            splits[s] = (list(tok.encode_pixels(images)), labels.astype(np.int64))
+        super().__init__(r, splits)
+
+
+def load_task(r: Recipe):
+    return {"austen": AustenTask, "listops": ListOpsTask, "fashion": FashionTask}[r.data](r)
+
+
+# -- cards ------------------------------------------------------------------------------------
+DATA_TEXT = {
+    "austen": "Jane Austen's six novels (Debian `r-cran-janeaustenr`), bytes; per book the first 90% of "
+              "lines train, the next 5% validate, the last 5% test (`python3 -m longvq_data prepare austen`).",
+    "listops": "ListOps generated with the LRA rules (lengths 500–2000 tokens, 10 classes), fixed seeds, "
+               "96k/2k/2k train/val/test (`python3 -m longvq_data prepare listops`).",
+    "fashion": "Fashion-MNIST (Debian `dataset-fashion-mnist`) as length-784 pixel sequences; 55k train, "
+               "5k validation (end of the training file), 10k test.",
+}
+
+
+def curve_tsv(curve) -> str:
+    keys = sorted({k for row in curve for k in row}, key=lambda k: (k != "step", k))
+    lines = ["\t".join(keys)]
+    for row in curve:
+        lines.append("\t".join(f"{row[k]:.6g}" if k in row else "" for k in keys))
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float) and not v.is_integer():
+        return f"{v:.4f}"
+    return f"{int(v):,}" if isinstance(v, (int, float)) else str(v)
+
+
+def model_card(r: Recipe, metrics: dict, curve) -> str:
+    c, a = r.config, r.config.attention
+    rows = "\n".join(f"| {k} | {_fmt(v)} |" for k, v in metrics.items())
+    evals = [row for row in curve if any(k.startswith("val_") for k in row)]
+    val_rows = "\n".join(f"| {row['step']} | {row['loss']:.4f} | " + " | ".join(
+        _fmt(row[k]) for k in sorted(row) if k.startswith("val_")) + " |" for row in evals)
+    val_keys = sorted(k for k in (evals[-1] if evals else {}) if k.startswith("val_"))
+    return f"""# {r.name}
+
+{'Causal byte-level language model' if c.task == 'lm' else 'Bidirectional sequence classifier'} in the
+LongVQ architecture, trained on CPU with the project's PyTorch reference (`tools/longvq_ref`).
+
+**Data.** {DATA_TEXT[r.data]}
+
+**Architecture.** {parameter_count(c):,} parameters. d={c.d_model}, h={c.hidden_dim}, e={c.z_dim},
+N={c.ema_ndim}, FFN {c.ffn_dim}, {c.n_layers} layers, codebook S={a.codebook_size}, window W={a.window}
+(window keys {'quantized' if a.quantize_window_keys else 'raw'}), {c.norm}
+({'prenorm' if c.prenorm else 'postnorm'}), {'bidirectional' if c.bidirectional else 'causal'}.
+Full config in `config.json`.
+
+**Training.** {metrics.get('steps')} steps of batch {r.batch}{f' × {r.seq_len} bytes' if r.seq_len else ''},
+AdamW (β 0.9/0.98, weight decay {r.weight_decay}), peak lr {r.lr} with {r.warmup} warmup steps and cosine
+decay to 10%, gradient clip {r.clip}; straight-through keys, commitment β {r.commit_beta}, codebook EMA γ
+{r.codebook_gamma}, dead codes (EMA count < {r.dead_count}) re-seeded from batch keys. Seed {r.seed},
+{r.threads} thread, {metrics.get('minutes')} minutes of wall time.
+
+**Held-out metrics** (measured by the reference in float64 on the test split):
+
+| metric | value |
+|---|---|
+{rows}
+
+**Validation during training** (full curve: `learning_curve.tsv`):
+
+| step | train loss | {' | '.join(val_keys)} |
+|---|---|{'---|' * len(val_keys)}
+{val_rows}
+
+**Reproduce:** `cd tools && {r.command}` (after `python3 -m longvq_data prepare {r.data}`).
+{''.join(chr(10) + n for n in r.notes)}
+"""

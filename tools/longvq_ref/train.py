@@ -1,0 +1,194 @@
+"""Training the shipped models on CPU, Transformer-VQ style (issue 3).
+
+  /usr/bin/python3 -m longvq_ref.train austen-lm [--steps N] [--minutes M] [--run-dir DIR]
+
+Recipes (config + hyper-parameters) are in longvq_ref/recipes.py. Keys are straight-through
+quantized [TVQ]; the loss adds a commitment term β·mean‖K − sg(C[c])‖²; each codebook is an
+EMA of its assigned keys (C = c_sum / max(c_count, eps)); codes whose EMA count falls below a
+threshold are re-seeded with a random key of the current batch. Checkpoints (every
+--ckpt-every steps and at the end) make a run resumable: rerun the same command. At the end the
+model is evaluated on held-out data with the reference and exported to models/<name>/.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import recipes
+from .export import parameter_count, random_model, save_model
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class CodebookEMA:
+    """Per-layer running sums and counts of assigned keys; the codebook is their ratio [TVQ]."""
+
+    def __init__(self, model, gamma: float, dead_count: float):
+        self.gamma, self.dead_count = gamma, dead_count
+        self.sums = [layer.mix.codebook.clone() for layer in model.layers]
+        self.counts = [torch.ones(layer.mix.codebook.shape[0]) for layer in model.layers]
+
+    @torch.no_grad()
+    def update(self, model, collected, gen: torch.Generator) -> int:
+        """Folds this step's keys in; returns how many dead codes were re-seeded."""
+        reseeded = 0
+        for i, (layer, (k, codes, mask)) in enumerate(zip(model.layers, collected)):
+            keys = k.detach().reshape(-1, k.shape[-1])
+            c = codes.reshape(-1)
+            if mask is not None:
+                keep = mask.reshape(-1)
+                keys, c = keys[keep], c[keep]
+            onehot = F.one_hot(c, self.sums[i].shape[0]).to(keys.dtype)
+            self.sums[i].mul_(self.gamma).add_(onehot.T @ keys, alpha=1 - self.gamma)
+            self.counts[i].mul_(self.gamma).add_(onehot.sum(0), alpha=1 - self.gamma)
+            dead = (self.counts[i] < self.dead_count).nonzero().flatten()
+            if len(dead):
+                pick = torch.randint(len(keys), (len(dead),), generator=gen)
+                self.sums[i][dead] = keys[pick] * self.counts[i].mean()
+                self.counts[i][dead] = self.counts[i].mean()
+                reseeded += len(dead)
+            layer.mix.codebook.copy_(self.sums[i] / self.counts[i].clamp_min(1e-6).unsqueeze(-1))
+        return reseeded
+
+    def state_dict(self):
+        return {"sums": self.sums, "counts": self.counts}
+
+    def load_state_dict(self, sd):
+        self.sums, self.counts = sd["sums"], sd["counts"]
+
+
+def lr_at(step: int, progress: float, r: recipes.Recipe) -> float:
+    """Linear warmup over r.warmup steps, then cosine decay to 10% of the peak as progress → 1."""
+    if step < r.warmup:
+        return r.lr * (step + 1) / r.warmup
+    return r.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def train(r: recipes.Recipe, run_dir: Path, out_dir: Path, minutes: float | None, log=print) -> dict:
+    torch.manual_seed(r.seed)
+    torch.set_num_threads(r.threads)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    data = recipes.load_task(r)
+    model = random_model(r.config, seed=r.seed, calib_batch=2, calib_len=256).float().train()
+    ema = CodebookEMA(model, r.codebook_gamma, r.dead_count)
+    opt = torch.optim.AdamW(model.parameters(), lr=r.lr, betas=(0.9, 0.98), weight_decay=r.weight_decay)
+    gen = torch.Generator().manual_seed(r.seed + 1)
+    step, elapsed, curve = 0, 0.0, []
+    ckpt = run_dir / "checkpoint.pt"
+    if ckpt.exists():
+        st = torch.load(ckpt)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        ema.load_state_dict(st["ema"])
+        gen.set_state(st["gen"])
+        step, elapsed, curve = st["step"], st["elapsed"], st["curve"]
+        log(f"resumed from {ckpt} at step {step} ({elapsed / 60:.1f} min trained)")
+    log(f"training {r.name}: {parameter_count(r.config):,} parameters, {r.steps} steps, batch {r.batch}")
+
+    def save_checkpoint():
+        tmp = ckpt.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "ema": ema.state_dict(),
+                    "gen": gen.get_state(), "step": step, "elapsed": elapsed, "curve": curve}, tmp)
+        os.replace(tmp, ckpt)
+
+    sinks = [[] for _ in model.layers]
+    for layer, sink in zip(model.layers, sinks):
+        layer.mix.key_sink = sink
+    window_loss, window_tokens, t_window, t_step = [], 0, time.time(), time.time()
+
+    def progress() -> float:
+        # A time budget counts like the step budget: the schedule completes at whichever ends first.
+        by_steps = step / r.steps
+        return max(by_steps, elapsed / (60 * minutes)) if minutes else by_steps
+
+    while progress() < 1.0:
+        inputs, targets, lengths = data.batch(r.batch, gen)
+        for sink in sinks:
+            sink.clear()
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, progress(), r)
+        out = model(inputs, lengths, block_len=r.block_len, straight_through=True)
+        if r.config.task == "lm":
+            task_loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), targets.reshape(-1))
+        else:
+            task_loss = F.cross_entropy(out, targets)
+        commit = 0.0
+        for sink, layer in zip(sinks, model.layers):
+            k, codes, mask = sink[0]
+            err = ((k - layer.mix.codebook[codes]) ** 2).sum(-1)
+            commit = commit + (err[mask].mean() if mask is not None else err.mean())
+        loss = task_loss + r.commit_beta * commit / len(model.layers)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), r.clip)
+        opt.step()
+        ema.update(model, [s[0] for s in sinks], gen)
+        step += 1
+        window_loss.append(float(task_loss))
+        window_tokens += int(lengths.sum()) if lengths is not None else inputs.numel()
+        now = time.time()
+        elapsed, t_step = elapsed + (now - t_step), now
+        if step % r.log_every == 0 or progress() >= 1.0:
+            rate = window_tokens / max(now - t_window, 1e-9)
+            eta = (1.0 - progress()) * elapsed / max(progress(), 1e-9)
+            row = {"step": step, "loss": float(np.mean(window_loss)), "lr": lr_at(step, progress(), r),
+                   "tokens_per_s": rate, "minutes": elapsed / 60}
+            if step % r.eval_every == 0 or progress() >= 1.0:
+                with torch.no_grad():
+                    model.eval()
+                    row.update(data.evaluate(model, split="val", limit=r.eval_limit))
+                    model.train()
+            curve.append(row)
+            extra = " ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith("val_"))
+            log(f"step {step}/{r.steps} loss {row['loss']:.4f} lr {row['lr']:.2e} "
+                f"{rate:,.0f} tok/s ETA {eta / 60:.1f} min {extra}")
+            window_loss, window_tokens, t_window = [], 0, now
+        if step % r.ckpt_every == 0:
+            save_checkpoint()
+    save_checkpoint()
+    for layer in model.layers:
+        layer.mix.key_sink = None
+    model.eval()
+    log("final evaluation on the test split with the reference ...")
+    with torch.no_grad():
+        metrics = data.evaluate(model.double(), split="test", limit=None)
+    metrics.update(steps=step, minutes=round(elapsed / 60, 1))
+    log(json.dumps(metrics))
+    (run_dir / "curve.json").write_text(json.dumps(curve, indent=1))
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    card = recipes.model_card(r, metrics, curve)
+    out = save_model(model.float(), out_dir, card=card)
+    (out / "learning_curve.tsv").write_text(recipes.curve_tsv(curve))
+    log(f"exported {out}")
+    return metrics
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python3 -m longvq_ref.train", description=__doc__.split("\n\n")[0])
+    p.add_argument("recipe", choices=sorted(recipes.RECIPES), help="which model to train")
+    p.add_argument("--steps", type=int, help="override the recipe's number of steps")
+    p.add_argument("--minutes", type=float, help="stop (checkpoint, evaluate, export) after this much time")
+    p.add_argument("--run-dir", help="checkpoints and curve (default data/runs/<recipe>)")
+    p.add_argument("--out", help="model directory to export (default models/<recipe>)")
+    args = p.parse_args(argv)
+    r = recipes.RECIPES[args.recipe]()
+    if args.steps:
+        r.steps = args.steps
+    r.command = "/usr/bin/python3 -m longvq_ref.train " + " ".join(argv if argv is not None else sys.argv[1:])
+    run_dir = Path(args.run_dir) if args.run_dir else REPO / "data" / "runs" / r.name
+    out_dir = Path(args.out) if args.out else REPO / "models" / r.name
+    train(r, run_dir, out_dir, args.minutes, log=lambda m: print(m, file=sys.stderr, flush=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
