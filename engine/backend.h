@@ -22,7 +22,8 @@ class Backend {
   // True when backend memory is ordinary host memory (then host buffers, e.g. an mmap'd weight
   // file, can be used in place instead of uploaded).
   virtual bool host_memory() const = 0;
-  virtual bool supports(const OpCall& call) const = 0;
+  // "" when this backend can run `call`, else why not (checked once per graph node).
+  virtual std::string unsupported_reason(const OpCall& call) const = 0;
   virtual void* allocate(size_t bytes) = 0;  // zero-filled, aligned to 64 bytes
   virtual void deallocate(void* ptr) = 0;
   virtual void upload(void* dst, const void* src, size_t bytes) = 0;    // host → backend

@@ -26,6 +26,8 @@ Executor::Executor(const Model& model, Backend& backend, Graph graph)
     } catch (const std::invalid_argument& err) {
       throw std::logic_error("graph node '" + node.ref + "': " + err.what());
     }
+    if (std::string why = backend_.unsupported_reason(call); !why.empty())
+      throw std::runtime_error("the " + backend_.name() + " backend cannot run this model: " + why);
   }
 }
 

@@ -3,11 +3,37 @@
 #include <cmath>
 #include <stdexcept>
 
+#if LONGVQ_HAVE_CUDA
+#include "engine/backend_cuda.h"
+#endif
+
 namespace longvq {
+
+const char* backend_kind_name(BackendKind kind) { return kind == BackendKind::cuda ? "cuda" : "cpu"; }
+
+bool cuda_backend_available(std::string* why) {
+#if LONGVQ_HAVE_CUDA
+  std::string reason;
+  if (cuda_device_count(&reason) > 0) return true;
+  if (why) *why = "no CUDA device: " + reason;
+  return false;
+#else
+  if (why) *why = "this build has no CUDA backend (configure with -DLONGVQ_CUDA=ON where nvcc is installed)";
+  return false;
+#endif
+}
+
+BackendKind default_backend_kind() { return cuda_backend_available() ? BackendKind::cuda : BackendKind::cpu; }
 
 std::unique_ptr<Backend> make_backend(BackendKind kind, int threads) {
   if (kind == BackendKind::cpu) return make_cpu_backend(threads);
-  throw std::runtime_error("the CUDA backend is not implemented yet (only its build is); use the CPU backend");
+  std::string why;
+  if (!cuda_backend_available(&why)) throw std::runtime_error("cannot use the CUDA backend: " + why + "; use the CPU backend");
+#if LONGVQ_HAVE_CUDA
+  return make_cuda_backend();
+#else
+  throw std::logic_error("unreachable");
+#endif
 }
 
 Model::~Model() = default;

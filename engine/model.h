@@ -17,6 +17,7 @@
 namespace longvq {
 
 enum class BackendKind { cpu, cuda };
+const char* backend_kind_name(BackendKind);
 
 struct ModelOptions {
   BackendKind backend = BackendKind::cpu;
@@ -25,6 +26,11 @@ struct ModelOptions {
 };
 
 std::unique_ptr<Backend> make_backend(BackendKind kind, int threads);
+// Whether a CUDA backend can be made here: the build has it and a device is present. When not,
+// *why says so (e.g. "this build has no CUDA backend", "no CUDA device: ...").
+bool cuda_backend_available(std::string* why = nullptr);
+// `auto`: CUDA when available, else the CPU.
+BackendKind default_backend_kind();
 
 class Model {
  public:

@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/model.h"
 #include "loaders/safetensors.h"
 
 namespace fs = std::filesystem;
@@ -172,10 +173,16 @@ TEST_CASE("a corrupt model gives the loader's message (exit 1)", "[cli]") {
   CHECK_THAT(r.err, Contains("config.json"));
 }
 
-TEST_CASE("the CUDA backend request gets the engine's error (exit 1)", "[cli]") {
-  Result r = run("info --backend cuda -m " + q(kLM));
-  CHECK(r.code == 1);
-  CHECK_THAT(r.err, Contains("CUDA"));
+TEST_CASE("generate on the CUDA backend: runs on a GPU, without one fails saying why (exit 1)", "[cli]") {
+  Result r = run("generate --backend cuda -m " + q(kLM) + " -p Hello -n 4 --temp 0");
+  if (longvq::cuda_backend_available()) {
+    CHECK(r.code == 0);
+    CHECK(r.out == run("generate --backend cpu -m " + q(kLM) + " -p Hello -n 4 --temp 0").out);
+  } else {
+    CHECK(r.code == 1);
+    CHECK_THAT(r.err, Contains("CUDA") && Contains("use the CPU backend"));
+    CHECK(run("generate --backend auto -m " + q(kLM) + " -p Hello -n 4 --temp 0").code == 0);  // auto falls back
+  }
 }
 
 // --- generate -----------------------------------------------------------------------------------

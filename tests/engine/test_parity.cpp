@@ -1,7 +1,8 @@
 // The engine against the Python reference on every committed fixture (design page §7):
 // invariant 6 (logits, every layer's output, identical codes), and in C++ invariants 2–5:
 // decode == forward, split prefill == one prefill == all steps, batched == alone,
-// save → restore → continue == continue. Tolerance: max |a − b| ≤ 1e-4 · max(1, max |expected|).
+// save → restore → continue == continue, on the backend under test (--backend cpu|cuda).
+// Tolerance: max |a − b| ≤ 1e-4 · max(1, max |expected|).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 
 #include "engine/longvq.h"
 #include "loaders/safetensors.h"
+#include "tests/backend_under_test.h"
 
 namespace fs = std::filesystem;
 using namespace longvq;
@@ -61,7 +63,7 @@ struct Fixture {
   int64_t batch, n;
 
   explicit Fixture(const std::string& dir)
-      : model(Model::load(dir)), expected(fs::path(dir) / "expected.safetensors", LoadMode::read) {
+      : model(Model::load(dir, ModelOptions{.backend = test::backend_under_test()})), expected(fs::path(dir) / "expected.safetensors", LoadMode::read) {
     const TensorInfo& in = expected.at("inputs");
     batch = in.shape[0];
     n = in.shape[1];

@@ -1,10 +1,11 @@
 // The op harness, in the manner of ggml's test-backend-ops: for every op, random cases over odd
-// sizes and every parameter combination run the reference kernel (kernels/ref) and the CPU
-// kernels (every instruction set this machine has, 1 and 2 threads) on identical inputs, then
+// sizes and every parameter combination run the reference kernel (kernels/ref) and the backend
+// under test (--backend cpu: every instruction set this machine has, 1 and 2 threads;
+// --backend cuda: the CUDA kernels, through device copies of every tensor) on identical inputs, then
 //  * compare: max |cpu − ref| ≤ tol · max(1, max |ref|) per op (codes and other ints exact),
 //  * every tensor sits between guard bytes that must stay untouched, outputs start as NaN and
 //    must end finite, read-only inputs must be unchanged,
-//  * 1 thread and 2 threads must agree bit for bit.
+//  * 1 thread and 2 threads (cpu), or two runs (cuda), must agree bit for bit.
 // Plus the stateful invariants (split chunk == whole == single steps; from an empty state ==
 // stateless causal) and check_op_call's refusals. Filter one op with its tag: test_ops "[ema]".
 // Hidden benchmarks: test_ops "[.perf]".
@@ -23,10 +24,13 @@
 #include <string>
 #include <vector>
 
+#include "engine/backend.h"
+#include "engine/model.h"
 #include "engine/op.h"
 #include "engine/op_check.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/ref/ref_ops.h"
+#include "tests/backend_under_test.h"
 
 using namespace longvq;
 
@@ -147,6 +151,63 @@ Kernel cpu_kernel(int threads) {
   return [threads](const OpCall& c) { cpu_run(c, CpuContext{threads}); };
 }
 
+// Runs a host call on a backend with its own memory (CUDA): every present tensor is copied to
+// backend memory between guard bytes, the op runs, then every tensor is copied back and its
+// guards checked, so the harness's checks (guards, read-only inputs, states) apply unchanged.
+// An output aliasing an input (in place) shares that input's copy.
+Kernel device_kernel(Backend& be) {
+  return [&be](const OpCall& host) {
+    struct Copy {
+      void* host;
+      size_t bytes;
+      BackendBuffer buffer;
+    };
+    std::vector<Copy> copies;
+    std::vector<std::pair<void*, void*>> device_of;  // host pointer → device pointer
+    auto mirror = [&](TensorRef& t) {
+      if (!tensor_present(t)) return;
+      for (const auto& [h, d] : device_of)
+        if (h == t.data) {
+          t.data = d;
+          return;
+        }
+      const size_t bytes = t.nbytes();
+      Copy c{t.data, bytes, BackendBuffer(be, bytes + 2 * kGuardBytes)};
+      std::vector<unsigned char> staging(bytes + 2 * kGuardBytes, kGuardByte);
+      if (bytes) std::memcpy(staging.data() + kGuardBytes, t.data, bytes);
+      be.upload(c.buffer.data(), staging.data(), staging.size());
+      void* dev = static_cast<char*>(c.buffer.data()) + kGuardBytes;
+      device_of.emplace_back(t.data, dev);
+      t.data = dev;
+      copies.push_back(std::move(c));
+    };
+    OpCall dev = host;
+    for (TensorRef& t : dev.inputs) mirror(t);
+    for (TensorRef& t : dev.outputs) mirror(t);
+    be.run(dev);
+    be.synchronize();
+    for (Copy& c : copies) {
+      std::vector<unsigned char> staging(c.bytes + 2 * kGuardBytes);
+      be.download(staging.data(), c.buffer.data(), staging.size());
+      for (size_t i = 0; i < kGuardBytes; ++i)
+        if (staging[i] != kGuardByte || staging[kGuardBytes + c.bytes + i] != kGuardByte)
+          throw std::runtime_error("device guard bytes around a tensor were overwritten");
+      if (c.bytes) std::memcpy(c.host, staging.data() + kGuardBytes, c.bytes);
+    }
+  };
+}
+
+bool testing_cuda() { return test::backend_under_test() == BackendKind::cuda; }
+
+Backend& cuda_backend() {
+  static std::unique_ptr<Backend> be = make_backend(BackendKind::cuda, 0);
+  return *be;
+}
+
+// The kernel of the backend under test (cpu: 2 threads), and its name in messages.
+Kernel under_test() { return testing_cuda() ? device_kernel(cuda_backend()) : cpu_kernel(2); }
+std::string under_test_name() { return testing_cuda() ? "cuda" : "cpu(2)"; }
+
 // Inputs a kernel updates in place (states).
 bool is_state_input(OpKind op, size_t i) {
   if (op == OpKind::ema) return i == 6;
@@ -236,6 +297,19 @@ std::string run_case(const Case& base, double tol) {
   Case ref = base;
   ref_run(ref.call());
   if (std::string m = check_run(base, ref); !m.empty()) return "ref: " + m;
+  if (testing_cuda()) {
+    Case one = base, two = base;
+    try {
+      under_test()(one.call());
+      under_test()(two.call());
+    } catch (const std::exception& e) {
+      return std::string("cuda: ") + e.what();
+    }
+    if (std::string m = check_run(base, one); !m.empty()) return "cuda: " + m;
+    if (std::string m = compare(ref, one, tol); !m.empty()) return "cuda vs ref: " + m;
+    if (std::string m = compare(one, two, -1); !m.empty()) return "cuda: two runs not bit-identical: " + m;
+    return "";
+  }
   const CpuIsa best = cpu_force_isa(CpuIsa::avx512);
   std::string err;
   for (CpuIsa isa : {CpuIsa::generic, CpuIsa::avx2, CpuIsa::avx512}) {
@@ -739,18 +813,18 @@ double time_it(const std::function<void()>& f) {
 // =============================================================================================
 // Per-op comparisons: reference vs CPU
 // =============================================================================================
-TEST_CASE("embed_tokens: cpu == ref", "[embed_tokens]") { run_all(embed_cases(), 1e-6); }
-TEST_CASE("embed_real: cpu == ref", "[embed_real]") { run_all(embed_real_cases(), 1e-6); }
-TEST_CASE("norm: cpu == ref, every kind x affine", "[norm]") { run_all(norm_cases(), 1e-5); }
-TEST_CASE("linear: cpu == ref, GEMV and GEMM, every activation", "[linear]") { run_all(linear_cases(), 1e-5); }
-TEST_CASE("ema: cpu == ref, causal/bidirectional, lengths, state", "[ema]") { run_all(ema_cases(), 2e-5); }
-TEST_CASE("mix_gates: cpu == ref", "[mix_gates]") { run_all(mix_gates_cases(), 1e-6); }
-TEST_CASE("vq_codes: cpu == ref exactly", "[vq_codes]") { run_all(vq_codes_cases(), 0.0); }
-TEST_CASE("vq_attention: cpu == ref, every mode", "[vq_attention]") { run_all(attention_cases(), 1e-5); }
-TEST_CASE("mul, add, gated_residual: cpu == ref, in place too", "[mul][add][gated_residual]") {
+TEST_CASE("embed_tokens: backend == ref", "[embed_tokens]") { run_all(embed_cases(), 1e-6); }
+TEST_CASE("embed_real: backend == ref", "[embed_real]") { run_all(embed_real_cases(), 1e-6); }
+TEST_CASE("norm: backend == ref, every kind x affine", "[norm]") { run_all(norm_cases(), 1e-5); }
+TEST_CASE("linear: backend == ref, GEMV and GEMM, every activation", "[linear]") { run_all(linear_cases(), 1e-5); }
+TEST_CASE("ema: backend == ref, causal/bidirectional, lengths, state", "[ema]") { run_all(ema_cases(), 2e-5); }
+TEST_CASE("mix_gates: backend == ref", "[mix_gates]") { run_all(mix_gates_cases(), 1e-6); }
+TEST_CASE("vq_codes: backend == ref exactly", "[vq_codes]") { run_all(vq_codes_cases(), 0.0); }
+TEST_CASE("vq_attention: backend == ref, every mode", "[vq_attention]") { run_all(attention_cases(), 1e-5); }
+TEST_CASE("mul, add, gated_residual: backend == ref, in place too", "[mul][add][gated_residual]") {
   run_all(elementwise_cases(), 1e-6);
 }
-TEST_CASE("mean_pool: cpu == ref", "[mean_pool]") { run_all(mean_pool_cases(), 1e-6); }
+TEST_CASE("mean_pool: backend == ref", "[mean_pool]") { run_all(mean_pool_cases(), 1e-6); }
 
 // =============================================================================================
 // Semantics pinned down independently of the CPU kernels
@@ -765,7 +839,7 @@ TEST_CASE("vq_codes: ties go to the lowest code", "[vq_codes]") {
   CHECK(ref_vq_code(k3, C, 3, 2) == 1);
   const std::vector<Case> cs = vq_codes_cases();
   Case ties = cs.back();
-  cpu_run(ties.call(), CpuContext{2});
+  under_test()(ties.call());
   // (.5,.5) → 0 (ties with 1, 2, 5); (1,0) → 0, not its duplicate 2; (0,1) → 1, not 5;
   // (−.5,−.5) → 3 (ties with 4); (0,0) → 0 (all tie); (3,0) → 0, not 2
   const std::vector<int32_t> expect = {0, 0, 1, 3, 0, 0};
@@ -810,15 +884,19 @@ TEST_CASE("vq_attention: stateful chunk split in calls == one call == single ste
         // ref: states exact (same float sums in the same order), outputs to rounding
         check_split_invariance(c, kRef, "ref", 1e-5, -1);
         // cpu: bit for bit, any thread count
-        check_split_invariance(c, cpu_kernel(1), "cpu(1)", -1, -1);
-        check_split_invariance(c, cpu_kernel(2), "cpu(2)", -1, -1);
-        // and the cpu's final state equals the reference's
+        if (testing_cuda()) {  // per-code sums are added in position order however the chunk is split
+          check_split_invariance(c, under_test(), "cuda", -1, -1);
+        } else {  // cpu: bit for bit, any thread count
+          check_split_invariance(c, cpu_kernel(1), "cpu(1)", -1, -1);
+          check_split_invariance(c, cpu_kernel(2), "cpu(2)", -1, -1);
+        }
+        // and the final state equals the reference's
         Case a = c, b = c;
         ref_run(a.call());
-        cpu_run(b.call(), CpuContext{2});
+        under_test()(b.call());
         a.out[0] = b.out[0];
         const std::string err = compare(a, b, -1);
-        if (!err.empty()) FAIL_CHECK(c.name << ": final state cpu != ref: " << err);
+        if (!err.empty()) FAIL_CHECK(c.name << ": final state " << under_test_name() << " != ref: " << err);
       }
 }
 
@@ -832,11 +910,11 @@ TEST_CASE("vq_attention: stateful from an empty state at pos 0 == stateless caus
       Case sl = st;  // same q, k, v, codes, C, T; no state
       sl.params.stateful = false;
       for (size_t i = 7; i <= 12; ++i) sl.in[i] = Buffer();
-      for (const auto& [kname, kernel] : {std::pair<std::string, Kernel>{"ref", kRef}, {"cpu", cpu_kernel(2)}}) {
+      for (const auto& [kname, kernel] : {std::pair<std::string, Kernel>{"ref", kRef}, {under_test_name(), under_test()}}) {
         Case a = st, b = sl;
         kernel(a.call());
         kernel(b.call());
-        const double tol = kname == "ref" ? 1e-6 : -1;  // the cpu sweep takes the same path: bitwise
+        const double tol = kname == "ref" ? 1e-6 : -1;  // the fast sweeps take the same path: bitwise
         Case a_out = b;
         a_out.out[0] = a.out[0];
         const std::string err = compare(b, a_out, tol);
@@ -850,8 +928,12 @@ TEST_CASE("ema: stateful split == whole == single steps", "[ema]") {
   for (auto [B, n, d, N] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{1, 1, 1, 1}, {2, 13, 7, 16}, {3, 9, 33, 2}}) {
     const Case c = make_ema(r, B, n, d, N, false, false, true);
     check_split_invariance(c, kRef, "ref", 1e-5, 1e-5);
-    check_split_invariance(c, cpu_kernel(1), "cpu(1)", -1, -1);
-    check_split_invariance(c, cpu_kernel(2), "cpu(2)", -1, -1);
+    if (testing_cuda()) {  // the chunked scan splits time differently: equal to rounding
+      check_split_invariance(c, under_test(), "cuda", 1e-5, 1e-5);
+    } else {
+      check_split_invariance(c, cpu_kernel(1), "cpu(1)", -1, -1);
+      check_split_invariance(c, cpu_kernel(2), "cpu(2)", -1, -1);
+    }
   }
 }
 

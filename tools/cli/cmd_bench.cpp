@@ -75,7 +75,7 @@ std::vector<BenchRow> bench_one(const BenchOptions& o, int threads) {
   BenchRow stamp;
   stamp.build_commit = std::string(build_commit());
   stamp.cpu = cpu_model();
-  stamp.backend = "cpu";
+  stamp.backend = backend_kind_name(model->options().backend);
   stamp.model = model->dir().filename().empty() ? model->dir().parent_path().filename().string()
                                                 : model->dir().filename().string();
   stamp.threads = effective_threads(threads);

@@ -176,7 +176,8 @@ int run_generate(const GenerateOptions& o, const CLI::App& app) {
   // Summary on stderr.
   auto per_s = [](int64_t n, int64_t ns) { return ns > 0 ? 1e9 * static_cast<double>(n) / static_cast<double>(ns) : 0.0; };
   std::fprintf(stderr, "\n");
-  std::fprintf(stderr, "setup:    graphs built and planned in %.2f ms\n", t_setup * 1e-6);
+  std::fprintf(stderr, "setup:    graphs built and planned in %.2f ms on %s\n", t_setup * 1e-6,
+               session.backend().name().c_str());
   std::fprintf(stderr, "prefill:  %lld tokens in %.2f ms (%.1f tokens/s)\n", static_cast<long long>(prefilled),
                t_prefill * 1e-6, per_s(prefilled, t_prefill));
   std::fprintf(stderr, "decode:   %lld tokens generated, %lld decode steps in %.2f ms (%.1f tokens/s, %.3f ms/token); "

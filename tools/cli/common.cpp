@@ -31,7 +31,7 @@ void add_model_flags(CLI::App& app, ModelFlags& f) {
   app.add_option("-t,--threads", f.threads,
                  "CPU threads (default: 0 = all cores, " + std::to_string(effective_threads(0)) + " here)")
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--backend", f.backend, "Compute backend: auto (= cpu for now), cpu or cuda")
+  app.add_option("--backend", f.backend, "Compute backend: auto (cuda when a GPU is present, else cpu), cpu or cuda")
       ->type_name("NAME")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
@@ -66,7 +66,9 @@ std::shared_ptr<const Model> load_model(const ModelFlags& flags) {
         "test model),\n  set LONGVQ_MODEL=DIR, or train the default one: "
         "(cd tools && /usr/bin/python3 -m longvq_ref.train austen-lm)");
   ModelOptions options;
-  options.backend = flags.backend == "cuda" ? BackendKind::cuda : BackendKind::cpu;
+  options.backend = flags.backend == "cuda"  ? BackendKind::cuda
+                    : flags.backend == "cpu" ? BackendKind::cpu
+                                             : default_backend_kind();
   options.load_mode = flags.no_mmap ? LoadMode::read : LoadMode::mmap;
   options.threads = flags.threads;
   return Model::load(dir, options);

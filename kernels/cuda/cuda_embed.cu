@@ -1,0 +1,49 @@
+// embed_tokens and embed_real (longvq-model.md §5). One thread per output element (t, i):
+// grid-stride over T·d, 256 threads per block; reads one id or value and one table entry.
+#include "kernels/cuda/cuda_common.cuh"
+
+namespace longvq::cuda {
+namespace {
+
+__global__ void embed_tokens_kernel(const int32_t* __restrict__ ids, const float* __restrict__ table, float scale,
+                                    int64_t T, int64_t V, int64_t d, float* __restrict__ out, uint32_t* error) {
+  LONGVQ_GRID_STRIDE(idx, T * d) {
+    const int64_t t = idx / d, i = idx % d;
+    const int32_t id = ids[t];
+    if (id < 0 || id >= V) {  // out of range: a zero row, and the backend reports the error
+      out[idx] = 0.0f;
+      if (i == 0) raise_error(error, kCudaErrTokenRange);
+      continue;
+    }
+    out[idx] = scale * table[id * d + i];  // x = scale · E[token]
+  }
+}
+
+__global__ void embed_real_kernel(const float* __restrict__ x, const float* __restrict__ w,
+                                  const float* __restrict__ b, int64_t T, int64_t d, float* __restrict__ out) {
+  LONGVQ_GRID_STRIDE(idx, T * d) {
+    const int64_t t = idx / d, i = idx % d;
+    out[idx] = fmaf(x[t], w[i], b[i]);  // x.unsqueeze(-1) * weight + bias
+  }
+}
+
+}  // namespace
+
+void embed_tokens(const OpCall& c, const CudaContext& ctx) {
+  const int64_t T = c.inputs[0].numel(), V = c.inputs[1].shape[0], d = c.inputs[1].shape[1];
+  if (T * d == 0) return;
+  embed_tokens_kernel<<<elementwise_blocks(T * d), kElementwiseThreads, 0, stream_of(ctx)>>>(
+      c.inputs[0].as<const int32_t>(), in_f32(c, 1), c.params.scale, T, V, d, c.outputs[0].as<float>(),
+      ctx.error_flags);
+  check_launch("embed_tokens_kernel");
+}
+
+void embed_real(const OpCall& c, const CudaContext& ctx) {
+  const int64_t T = c.inputs[0].numel(), d = c.inputs[1].shape[0];
+  if (T * d == 0) return;
+  embed_real_kernel<<<elementwise_blocks(T * d), kElementwiseThreads, 0, stream_of(ctx)>>>(
+      in_f32(c, 0), in_f32(c, 1), in_f32(c, 2), T, d, c.outputs[0].as<float>());
+  check_launch("embed_real_kernel");
+}
+
+}  // namespace longvq::cuda
