@@ -88,12 +88,14 @@ class CudaBackend final : public Backend {
     check(cudaMalloc(&cublas_workspace_, kCublasWorkspaceBytes), "cudaMalloc (cuBLAS workspace)");
     check(cublasSetWorkspace(cublas_, cublas_workspace_, kCublasWorkspaceBytes), "cublasSetWorkspace");
     check(cudaMalloc(&error_flags_, sizeof(uint32_t)), "cudaMalloc (error flags)");
-    check(cudaMemset(error_flags_, 0, sizeof(uint32_t)), "cudaMemset (error flags)");
+    check(cudaMemsetAsync(error_flags_, 0, sizeof(uint32_t), stream_), "cudaMemsetAsync (error flags)");
+    wait();
     const char* env = std::getenv("LONGVQ_CUDA_GRAPHS");
     graphs_enabled_ = !(env && std::strcmp(env, "0") == 0);
   }
 
   ~CudaBackend() override {
+    cudaStreamSynchronize(stream_);  // nothing may still use what is freed below (errors ignored)
     drop_graphs();
     cudaFree(scratch_);
     cudaFree(error_flags_);

@@ -94,7 +94,7 @@ __global__ void ema_kernel(const float* __restrict__ x, const float* __restrict_
   }
   for (int64_t t = t_lo; t < t_hi; ++t) {
     float* yt = y + (b * n + t) * d + c;
-    *yt = silu_f(*yt + omega[c] * x_at(t));  // φ(y + ω·x), raw x
+    *yt = silu_f((first ? 0.0f : *yt) + omega[c] * x_at(t));  // φ(y + ω·x), raw x (y = 0 when N = 0)
   }
 }
 

@@ -2,10 +2,11 @@
 // (longvq-model.md §3, §4), in O(n·(W + S)·(e + h)) work like the CPU kernel, never O(n²).
 //
 // Launch: grid (query blocks, batch rows), 128 threads per block. A block answers L consecutive
-// queries in order. It keeps a private codebook memory (U [S,h], N [S]) in device scratch:
+// queries in order. It reads a codebook memory (U [S,h], N [S]): the state's cache (or nothing)
+// until a key must be added, then a private copy in device scratch:
 //  * causal: keys older than the query's window (position < P − W), added in position order
-//    as queries advance; it starts as the state's cache (or empty) and first catches up with
-//    the keys before its own queries, so the result does not depend on how queries are split;
+//    as queries advance; a block first catches up with the keys before its own queries, so the
+//    result does not depend on how queries are split (a decode step never copies the cache);
 //  * bidirectional: a forward pass with the prefix memory (keys j < i − W) leaves each query's
 //    partial softmax (max, den, unnormalized output), then a backward pass with the suffix
 //    memory (keys j > i + W, built from the end) merges its own partial under one max.
@@ -13,8 +14,9 @@
 // relative bias) and then the h output columns; block reductions give the one running max over
 // window scores and qc[s] + log N_s, and the denominator. Memory adds are done by the thread
 // owning each column, in position order, so no atomics are needed and sums are deterministic.
-// Shared memory (dynamic): value pointers of the 2W+1 window keys, qc[S], code weights[S],
-// window scores[2W+1], 32 floats for reductions, and (bidirectional) 2L floats of partials.
+// Shared memory (dynamic): value pointers and scores of the window keys (W+1 causal, 2W+1
+// bidirectional), qc[S], code weights[S], 32 floats for reductions. Device scratch per block:
+// the private memory and (bidirectional) each query's partial max and denominator.
 //
 // A stateful call is followed by vq_push_kernel (one block per row) that updates the state as
 // n decode steps would (push_key): ring slot = position mod W; the key leaving the ring joins
@@ -29,7 +31,7 @@ namespace {
 
 constexpr int kThreads = 128;
 constexpr int64_t kMinQueriesPerBlock = 16;
-constexpr int64_t kMaxBlocksPerRow = 16;  // bounds the scratch: one memory per block
+constexpr int64_t kMaxBlocksPerRow = 64;  // bounds the scratch: one memory per block
 constexpr size_t kMaxSharedBytes = 48 * 1024;  // the default per-block limit, no opt-in needed
 
 struct AttnArgs {
@@ -49,6 +51,7 @@ struct AttnArgs {
   float* O;
   float* mem_u;    // scratch: [B · blocks_per_row][S, h]
   int32_t* mem_n;  // scratch: [B · blocks_per_row][S]
+  float* part;     // scratch: [B · blocks_per_row][2, L] (bidirectional partial max, den)
   uint32_t* error;
   int64_t B, n, e, h, S, W, L, blocks_per_row;
   bool qwk;
@@ -60,33 +63,29 @@ int64_t queries_per_block(int64_t n) {
   return even > kMinQueriesPerBlock ? even : kMinQueriesPerBlock;
 }
 
-size_t shared_bytes(int64_t S, int64_t W, int64_t L, bool bidir) {
-  const int64_t nw = 2 * W + 1;
-  return static_cast<size_t>(nw) * sizeof(const float*) +
-         static_cast<size_t>(2 * S + nw + 32 + (bidir ? 2 * L : 0)) * sizeof(float);
+int64_t window_keys(int64_t W, bool bidir) { return bidir ? 2 * W + 1 : W + 1; }
+
+size_t shared_bytes(int64_t S, int64_t W, bool bidir) {
+  const int64_t nw = window_keys(W, bidir);
+  return static_cast<size_t>(nw) * sizeof(const float*) + static_cast<size_t>(2 * S + nw + 32) * sizeof(float);
 }
 
 struct Shared {
-  const float** wv;  // [2W+1] window key values (null: no key)
+  const float** wv;  // [nw] window key values (null: no key)
   float* qc;         // [S]
   float* wc;         // [S] code weights e^{qc−m} (0 where N_s = 0)
-  float* ws;         // [2W+1] window scores, then weights
+  float* ws;         // [nw] window scores, then weights
   float* red;        // [32]
-  float* part_m;     // [L] bidirectional partial max
-  float* part_den;   // [L] bidirectional partial denominator
 };
 
-__device__ Shared carve_shared(int64_t S, int64_t W, int64_t L) {
+__device__ Shared carve_shared(int64_t S, int64_t nw) {
   extern __shared__ __align__(16) unsigned char smem[];
-  const int64_t nw = 2 * W + 1;
   Shared sh;
   sh.wv = reinterpret_cast<const float**>(smem);
   sh.qc = reinterpret_cast<float*>(smem + nw * sizeof(const float*));
   sh.wc = sh.qc + S;
   sh.ws = sh.wc + S;
   sh.red = sh.ws + nw;
-  sh.part_m = sh.red + 32;
-  sh.part_den = sh.part_m + L;
   return sh;
 }
 
@@ -96,31 +95,44 @@ __device__ float dot(const float* a, const float* b, int64_t e) {
   return s;
 }
 
-// The codebook memory of this block.
+// The codebook memory a block reads: `u`, `n` point at the state's cache (or are null: empty)
+// until the first key is added, then at the block's own copy in scratch. Every thread owns the
+// columns j ≡ threadIdx.x (mod blockDim.x) of U (it copies, adds and reads only those) and
+// thread 0 alone writes N, so adds need no atomics; all threads make the same calls, so
+// `owned` is the same in every thread, and callers put a barrier between adds and reads of N.
 struct Memory {
-  float* u;
-  int32_t* n;
+  const float* u = nullptr;
+  const int32_t* n = nullptr;
+  float* own_u;
+  int32_t* own_n;
+  bool owned = false;
 };
 
-__device__ Memory block_memory(const AttnArgs& a, int64_t b) {
+__device__ Memory block_memory(const AttnArgs& a, int64_t b, bool from_cache) {
   const int64_t idx = b * a.blocks_per_row + blockIdx.x;
-  return {a.mem_u + idx * a.S * a.h, a.mem_n + idx * a.S};
+  Memory m;
+  m.own_u = a.mem_u + idx * a.S * a.h;
+  m.own_n = a.mem_n + idx * a.S;
+  if (from_cache) {
+    m.u = a.cache_u + b * a.S * a.h;
+    m.n = a.cache_n + b * a.S;
+  }
+  return m;
 }
 
-// U, N ← the state's cache of row b (or empty). Ends with a barrier.
-__device__ void memory_reset(const AttnArgs& a, Memory mem, int64_t b, bool from_cache) {
-  for (int64_t i = threadIdx.x; i < a.S * a.h; i += blockDim.x)
-    mem.u[i] = from_cache ? a.cache_u[b * a.S * a.h + i] : 0.0f;
-  for (int64_t s = threadIdx.x; s < a.S; s += blockDim.x) mem.n[s] = from_cache ? a.cache_n[b * a.S + s] : 0;
-  __syncthreads();
-}
-
-// U[code] += v, N[code] += 1. Thread-private columns: callers add keys in position order and
-// put a barrier before anyone reads the memory.
-__device__ void memory_add(const AttnArgs& a, Memory mem, int32_t code, const float* v) {
-  float* u = mem.u + code * a.h;
-  for (int64_t j = threadIdx.x; j < a.h; j += blockDim.x) u[j] += v[j];
-  if (threadIdx.x == 0) mem.n[code] += 1;
+// U[code] += v, N[code] += 1, in this thread's columns (copying the base memory first).
+__device__ void memory_add(const AttnArgs& a, Memory& mem, int32_t code, const float* v) {
+  if (!mem.owned) {
+    for (int64_t s = 0; s < a.S; ++s)
+      for (int64_t j = threadIdx.x; j < a.h; j += blockDim.x) mem.own_u[s * a.h + j] = mem.u ? mem.u[s * a.h + j] : 0.0f;
+    if (threadIdx.x == 0)
+      for (int64_t s = 0; s < a.S; ++s) mem.own_n[s] = mem.n ? mem.n[s] : 0;
+    mem.u = mem.own_u;
+    mem.n = mem.own_n;
+    mem.owned = true;
+  }
+  for (int64_t j = threadIdx.x; j < a.h; j += blockDim.x) mem.own_u[code * a.h + j] += v[j];
+  if (threadIdx.x == 0) mem.own_n[code] += 1;
 }
 
 __device__ bool code_ok(const AttnArgs& a, int32_t code) {
@@ -159,17 +171,18 @@ __device__ void code_scores(const AttnArgs& a, const Shared& sh, const float* q)
 }
 
 // The max over qc[s] + log N_s (N_s > 0) of this thread's codes, folded into m.
-__device__ float memory_max_part(const AttnArgs& a, const Shared& sh, Memory mem, float m) {
+__device__ float memory_max_part(const AttnArgs& a, const Shared& sh, const Memory& mem, float m) {
+  if (!mem.n) return m;
   for (int64_t s = threadIdx.x; s < a.S; s += blockDim.x)
     if (mem.n[s] > 0) m = fmaxf(m, sh.qc[s] + logf(static_cast<float>(mem.n[s])));
   return m;
 }
 
 // wc[s] = e^{qc[s]−m} where N_s > 0; returns this thread's part of Σ_s wc[s]·N_s.
-__device__ float memory_weights(const AttnArgs& a, const Shared& sh, Memory mem, float m) {
+__device__ float memory_weights(const AttnArgs& a, const Shared& sh, const Memory& mem, float m) {
   float den = 0.0f;
   for (int64_t s = threadIdx.x; s < a.S; s += blockDim.x) {
-    const int32_t cnt = mem.n[s];
+    const int32_t cnt = mem.n ? mem.n[s] : 0;
     sh.wc[s] = cnt > 0 ? expf(sh.qc[s] - m) : 0.0f;
     den += sh.wc[s] * static_cast<float>(cnt);
   }
@@ -177,8 +190,9 @@ __device__ float memory_weights(const AttnArgs& a, const Shared& sh, Memory mem,
 }
 
 // Σ_s wc[s]·U_s[j] for column j.
-__device__ float memory_column(const AttnArgs& a, const Shared& sh, Memory mem, int64_t j) {
+__device__ float memory_column(const AttnArgs& a, const Shared& sh, const Memory& mem, int64_t j) {
   float acc = 0.0f;
+  if (!mem.u) return acc;
   for (int64_t s = 0; s < a.S; ++s)
     if (sh.wc[s] != 0.0f) acc = fmaf(sh.wc[s], mem.u[s * a.h + j], acc);
   return acc;
@@ -212,9 +226,8 @@ __global__ void causal_kernel(AttnArgs a) {
     return;
   }
   const int64_t len = valid_length(a.lengths, b, a.n);
-  const Shared sh = carve_shared(a.S, W, a.L);
-  const Memory mem = block_memory(a, b);
-  memory_reset(a, mem, b, a.cache_u != nullptr);
+  const Shared sh = carve_shared(a.S, nw);
+  Memory mem = block_memory(a, b, a.cache_u != nullptr);
 
   int64_t next = p0 - W;  // oldest position not yet in the memory (older ones are in the cache)
   for (int64_t i = t0; i < t1; ++i) {
@@ -258,9 +271,10 @@ __global__ void bidir_kernel(AttnArgs a) {
   const int64_t t0 = blockIdx.x * a.L, t1 = min64(a.n, t0 + a.L);
   const int64_t W = a.W, nw = 2 * W + 1;
   const int64_t len = valid_length(a.lengths, b, a.n);
-  const Shared sh = carve_shared(a.S, W, a.L);
-  const Memory mem = block_memory(a, b);
-  memory_reset(a, mem, b, false);
+  const Shared sh = carve_shared(a.S, nw);
+  Memory mem = block_memory(a, b, false);
+  float* part_m = a.part + (b * a.blocks_per_row + blockIdx.x) * 2 * a.L;  // written and read by thread 0
+  float* part_den = part_m + a.L;
 
   // Forward: window |i − j| ≤ W and the prefix memory (valid keys j < i − W).
   int64_t next = 0;
@@ -291,14 +305,14 @@ __global__ void bidir_kernel(AttnArgs a) {
     for (int64_t j = threadIdx.x; j < a.h; j += blockDim.x)  // unnormalized until the backward pass
       o[j] = m == -INFINITY ? 0.0f : window_column(sh, nw, j) + memory_column(a, sh, mem, j);
     if (threadIdx.x == 0) {
-      sh.part_m[i - t0] = m;
-      sh.part_den[i - t0] = den;
+      part_m[i - t0] = m;
+      part_den[i - t0] = den;
     }
     __syncthreads();
   }
 
   // Backward: the suffix memory (valid keys j > i + W), merged under one max.
-  memory_reset(a, mem, b, false);
+  mem = block_memory(a, b, false);
   int64_t prev = len - 1;  // keys j > prev are in the memory
   for (int64_t i = t1 - 1; i >= t0; --i) {
     for (; prev > max64(i + W, -1); --prev) {
@@ -309,7 +323,13 @@ __global__ void bidir_kernel(AttnArgs a) {
     code_scores(a, sh, a.Q + (b * a.n + i) * a.e);
     __syncthreads();
     const float mb = block_max(memory_max_part(a, sh, mem, -INFINITY), sh.red);
-    float mf = sh.part_m[i - t0], den = sh.part_den[i - t0];
+    if (threadIdx.x == 0) {  // broadcast thread 0's partial through shared memory
+      sh.red[0] = part_m[i - t0];
+      sh.red[1] = part_den[i - t0];
+    }
+    __syncthreads();
+    float mf = sh.red[0], den = sh.red[1];
+    __syncthreads();  // sh.red is the reductions' scratch
     float* o = a.O + (b * a.n + i) * a.h;
     if (mb != -INFINITY) {
       const float db = block_sum(memory_weights(a, sh, mem, mb), sh.red);
@@ -391,8 +411,10 @@ AttnArgs make_args(const OpCall& c, const CudaContext& ctx) {
   a.blocks_per_row = (a.n + a.L - 1) / a.L;
   a.qwk = p.quantize_window_keys;
   a.scale = 1.0f / sqrtf(static_cast<float>(a.e));
+  const int64_t blocks = a.B * a.blocks_per_row;  // the carve of vq_attention_scratch_bytes
   a.mem_u = static_cast<float*>(ctx.scratch);
-  a.mem_n = reinterpret_cast<int32_t*>(a.mem_u + a.B * a.blocks_per_row * a.S * a.h);
+  a.part = a.mem_u + blocks * a.S * a.h;
+  a.mem_n = reinterpret_cast<int32_t*>(a.part + blocks * 2 * a.L);
   return a;
 }
 
@@ -403,12 +425,12 @@ size_t vq_attention_scratch_bytes(const OpCall& c) {
   const int64_t h = c.inputs[2].shape[2], S = c.inputs[4].shape[0];
   const int64_t L = queries_per_block(n);
   const int64_t blocks = B * ((n + L - 1) / L);
-  return static_cast<size_t>(blocks * S) * (static_cast<size_t>(h) * sizeof(float) + sizeof(int32_t));
+  return static_cast<size_t>(blocks) * (static_cast<size_t>(S * h + 2 * L) * sizeof(float) + S * sizeof(int32_t));
 }
 
 std::string vq_attention_unsupported_reason(const OpCall& c) {
-  const int64_t n = c.inputs[0].shape[1], S = c.inputs[4].shape[0];
-  const size_t bytes = shared_bytes(S, c.params.window, queries_per_block(n), c.params.bidirectional);
+  const int64_t S = c.inputs[4].shape[0];
+  const size_t bytes = shared_bytes(S, c.params.window, c.params.bidirectional);
   if (bytes <= kMaxSharedBytes) return "";
   return "vq_attention needs " + std::to_string(bytes) + " bytes of shared memory per block (codebook size " +
          std::to_string(S) + ", window " + std::to_string(c.params.window) + "), more than the " +
@@ -422,7 +444,7 @@ void vq_attention(const OpCall& c, const CudaContext& ctx) {
   const std::string why = vq_attention_unsupported_reason(c);
   if (!why.empty()) throw std::runtime_error(why);
   const bool bidir = c.params.bidirectional;
-  const size_t shared = shared_bytes(a.S, a.W, a.L, bidir);
+  const size_t shared = shared_bytes(a.S, a.W, bidir);
   const dim3 grid(static_cast<unsigned>(a.blocks_per_row), static_cast<unsigned>(a.B));
   if (bidir) {
     bidir_kernel<<<grid, kThreads, shared, stream_of(ctx)>>>(a);

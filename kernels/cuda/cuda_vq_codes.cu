@@ -27,7 +27,9 @@ __global__ void vq_codes_kernel(const float* __restrict__ k, const float* __rest
       double norm2 = 0.0, dot = 0.0;
       for (int64_t i = 0; i < e; ++i) norm2 += static_cast<double>(cs[i]) * cs[i];  // ||C_s||², i ascending
       for (int64_t i = 0; i < e; ++i) dot += static_cast<double>(kt[i]) * cs[i];    // K·C_s, i ascending
-      const double dist = norm2 - 2.0 * dot;
+      double dist = norm2 - 2.0 * dot;
+      // NaN as the reference's sequential scan sees it: at s = 0 it is kept, later it never wins.
+      if (isnan(dist)) dist = s == 0 ? -INFINITY : INFINITY;
       if (bc < 0 || dist < bd) {  // s ascending within the thread: the first minimum wins
         bd = dist;
         bc = static_cast<int32_t>(s);
