@@ -4,16 +4,10 @@
 // against the Python reference's number (tests/cli/make_expected.py).
 #include <catch2/catch.hpp>
 
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <atomic>
+#include <algorithm>
 #include <cmath>
-#include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -21,84 +15,13 @@
 
 #include "engine/model.h"
 #include "loaders/safetensors.h"
+#include "tests/cli/cli_run.h"
 
 namespace fs = std::filesystem;
 using Catch::Contains;
 using Catch::StartsWith;
 
-namespace {
-
-const std::string kBin = LONGVQ_CLI_BINARY;
-const std::string kFix = LONGVQ_FIXTURES_DIR;
-const std::string kData = LONGVQ_CLI_DATA_DIR;
-const std::string kRepoData = std::string(LONGVQ_SOURCE_DIR) + "/tests/data";
-const std::string kLM = kFix + "/lm_bytes_layernorm_tied";
-
-std::string q(const std::string& s) {  // shell single-quoting
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// A fresh directory per test, removed afterwards.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() / ("longvq_cli_test_" + std::to_string(getpid()) + "_" + std::to_string(counter++));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
-
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
-
-// Runs `longvq ARGS` (a shell fragment) with stdin from `stdin_file` (default /dev/null).
-Result run(const std::string& args, const std::string& stdin_file = "/dev/null", const std::string& env = "") {
-  TempDir t;
-  const std::string cmd = env + " " + q(kBin) + " " + args + " < " + q(stdin_file) + " > " + q(t / "out") + " 2> " +
-                          q(t / "err");
-  const int status = std::system(cmd.c_str());
-  Result r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = slurp(t / "out");
-  r.err = slurp(t / "err");
-  UNSCOPED_INFO("$ longvq " << args << "\nexit " << r.code << "\nstdout: " << r.out.substr(0, 2000)
-                            << "\nstderr: " << r.err.substr(0, 2000));
-  return r;
-}
-
-std::vector<nlohmann::json> jsonl(const std::string& text) {
-  std::vector<nlohmann::json> out;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
-  return out;
-}
-
-std::vector<float> f32(const longvq::SafetensorsFile& f, const std::string& name) {
-  const auto& t = f.at(name);
-  std::vector<float> v(t.nbytes / sizeof(float));
-  std::memcpy(v.data(), t.data, t.nbytes);
-  return v;
-}
-
-}  // namespace
+using namespace cli_test;
 
 // --- help and bad usage -------------------------------------------------------------------
 
