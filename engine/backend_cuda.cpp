@@ -1,5 +1,7 @@
 // The CUDA backend: device memory, the kernels of kernels/cuda on one stream per backend, and
-// CUDA graphs that record a whole run once and replay it.
+// CUDA graphs that record a whole run once and replay it. Built as the loadable module
+// liblongvq_cuda_backend.so (engine/cuda_module.cpp opens it on first use), so programs that
+// run on the CPU never load the CUDA libraries.
 //
 // Every copy is stream-ordered (cudaMemcpyAsync on our stream, then a wait), so a kernel never
 // races a copy. A run's calls are turned into a signature (ops, parameters, pointers, shapes);
@@ -19,7 +21,6 @@
 #include <string>
 
 #include "engine/backend.h"
-#include "engine/backend_cuda.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/cuda_smoke.h"
 
@@ -75,7 +76,7 @@ class CudaBackend final : public Backend {
  public:
   CudaBackend() {
     std::string why;
-    if (cuda_device_count(&why) == 0) throw std::runtime_error("no CUDA device: " + why + "; use the CPU backend");
+    if (longvq_cuda_device_count(&why) == 0) throw std::runtime_error("no CUDA device: " + why + "; use the CPU backend");
     check(cudaGetDevice(&device_), "cudaGetDevice");
     cudaDeviceProp prop{};
     check(cudaGetDeviceProperties(&prop, device_), "cudaGetDeviceProperties");
@@ -228,9 +229,15 @@ class CudaBackend final : public Backend {
 };
 
 }  // namespace
-
-int cuda_device_count(std::string* why_none) { return longvq_cuda_device_count(why_none); }
-
-std::unique_ptr<Backend> make_cuda_backend() { return std::make_unique<CudaBackend>(); }
-
 }  // namespace longvq
+
+// The module's entry points (engine/cuda_module.cpp loads them with dlopen).
+extern "C" int longvq_cuda_module_devices(std::string* why_none) { return longvq_cuda_device_count(why_none); }
+extern "C" longvq::Backend* longvq_cuda_module_make_backend(std::string* error) {
+  try {
+    return new longvq::CudaBackend();
+  } catch (const std::exception& e) {
+    *error = e.what();
+    return nullptr;
+  }
+}

@@ -86,7 +86,7 @@ void State::advance(int64_t tokens) {
   backend_->upload(pos.data, pos_.data(), pos.nbytes());
 }
 
-void State::save(const std::filesystem::path& path) const {
+void State::save(const std::filesystem::path& path, const std::map<std::string, std::string>& extra_metadata) const {
   std::vector<std::vector<char>> host;
   std::vector<TensorToWrite> tensors;
   for (const auto& [name, slot] : slots_) {
@@ -94,9 +94,11 @@ void State::save(const std::filesystem::path& path) const {
     backend_->download(host.back().data(), slot.ref.data, slot.ref.nbytes());
     tensors.push_back({name.substr(6), slot.dtype, slot.ref.shape, host.back().data(), slot.ref.nbytes()});
   }
-  write_safetensors(path, std::move(tensors),
-                    {{"format", kStateFormat}, {"version", std::to_string(kStateVersion)},
-                     {"config", model_->config().fingerprint()}});
+  std::map<std::string, std::string> meta = extra_metadata;
+  meta["format"] = kStateFormat;
+  meta["version"] = std::to_string(kStateVersion);
+  meta["config"] = model_->config().fingerprint();
+  write_safetensors(path, std::move(tensors), meta);
 }
 
 State State::load(const std::filesystem::path& path, const Model& model, Backend& backend) {

@@ -39,7 +39,9 @@ class State {
   void advance(int64_t tokens);    // after a run consumed `tokens` per sequence
 
   // The file format of docs/file-formats.md §3 (readable by the Python reference).
-  void save(const std::filesystem::path& path) const;
+  // Written to PATH.tmp, then renamed: a failed write (disk full) leaves no partial file.
+  // `extra_metadata` goes into the file's metadata beside the format entries (callers' notes).
+  void save(const std::filesystem::path& path, const std::map<std::string, std::string>& extra_metadata = {}) const;
   static State load(const std::filesystem::path& path, const Model& model, Backend& backend);
 
   State(State&&) noexcept = default;

@@ -44,12 +44,16 @@ void write_safetensors(const std::filesystem::path& path, std::vector<TensorToWr
   if (!f) throw std::runtime_error("cannot write " + tmp.string() + ": " + std::strerror(errno));
   unsigned char len_bytes[8];
   for (int i = 0; i < 8; ++i) len_bytes[i] = static_cast<unsigned char>(header_len >> (8 * i));
-  bool ok = std::fwrite(len_bytes, 1, 8, f) == 8 && std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  int saved_errno = 0;  // of the first failure
+  auto step = [&](bool done) {
+    if (!done && saved_errno == 0) saved_errno = errno ? errno : EIO;
+    return done;
+  };
+  bool ok = step(std::fwrite(len_bytes, 1, 8, f) == 8) && step(std::fwrite(text.data(), 1, text.size(), f) == text.size());
   for (const TensorToWrite& t : tensors)
-    ok = ok && (t.nbytes == 0 || std::fwrite(t.data, 1, t.nbytes, f) == t.nbytes);
-  ok = (std::fflush(f) == 0) && ok;
-  int saved_errno = errno;
-  ok = (std::fclose(f) == 0) && ok;
+    ok = ok && step(t.nbytes == 0 || std::fwrite(t.data, 1, t.nbytes, f) == t.nbytes);
+  ok = step(std::fflush(f) == 0) && ok;
+  ok = step(std::fclose(f) == 0) && ok;
   if (!ok) {
     std::filesystem::remove(tmp);
     throw std::runtime_error("writing " + path.string() + " failed (" + std::strerror(saved_errno) +

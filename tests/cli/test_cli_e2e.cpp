@@ -356,3 +356,41 @@ TEST_CASE("info: config and parameters and state size with its formula and memor
   Result v = run("info -v -m " + q(kLM));
   CHECK_THAT(v.out, Contains("graph sequence") && Contains("graph prefill") && Contains("graph decode"));
 }
+
+// --- resource limits ------------------------------------------------------------------------------
+
+TEST_CASE("limits: a prompt over --max-prompt and an input over --max-length are refused (exit 2)", "[cli]") {
+  Result r = run("generate -m " + q(kLM) + " -p Hello -n 2 --max-prompt 3");
+  CHECK(r.code == 2);
+  CHECK_THAT(r.err, Contains("5 tokens, more than --max-prompt 3"));
+  r = run("classify -m " + q(kFix + "/cls_batchnorm_tokens") + " " + q(kData + "/cls_batchnorm_tokens.jsonl") +
+          " --max-length 3");
+  CHECK(r.code == 2);
+  CHECK_THAT(r.err, Contains("more than --max-length 3"));
+}
+
+TEST_CASE("limits: a text file larger than memory is refused before it is read (exit 1)", "[cli]") {
+  TempDir t;
+  std::error_code ec;
+  { std::ofstream(t / "huge.txt") << "x"; }
+  fs::resize_file(t / "huge.txt", uintmax_t{1} << 42, ec);  // 4 TiB, sparse
+  if (ec) {
+    WARN("cannot make a sparse 4 TiB file here (" << ec.message() << "); check not run");
+    return;
+  }
+  Result r = run("perplexity -m " + q(kLM) + " -f " + q(t / "huge.txt"));
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Contains("would not fit") && Contains("Split it"));
+}
+
+TEST_CASE("limits: a full disk while writing --state-out leaves no file behind (exit 1)", "[cli]") {
+  TempDir t;
+  // The shell ignores SIGXFSZ and caps file size at 2 KiB: the state write fails with EFBIG,
+  // as it would on a full disk, while the small stdout and stderr files still fit.
+  Result r = run("generate -m " + q(kLM) + " -p Hello -n 3 --temp 0 --state-out " + q(t / "ctx.state"), "/dev/null",
+                 "trap '' XFSZ; ulimit -f 2;");
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Contains("ctx.state") && Contains("nothing was written"));
+  CHECK(!fs::exists(t / "ctx.state"));
+  CHECK(!fs::exists(t / "ctx.state.tmp"));
+}

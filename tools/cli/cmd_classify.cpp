@@ -39,6 +39,7 @@ struct ClassifyOptions {
   std::string metrics_json;
   bool logits = false;
   int64_t limit = -1;
+  int64_t max_length = 65536;
   bool no_progress = false;
 };
 
@@ -113,6 +114,11 @@ int run_classify(const ClassifyOptions& o) {
     return ds.examples[static_cast<size_t>(a)].length() < ds.examples[static_cast<size_t>(b)].length();
   });
   const int64_t longest = ds.examples[static_cast<size_t>(order.back())].length();
+  if (longest > o.max_length)
+    throw UsageError("input #" + std::to_string(order.back()) + " has " + group_digits(longest) +
+                     " positions, more than --max-length " + group_digits(o.max_length) +
+                     "; raise --max-length (memory grows with batch × length; lower --batch with it) or shorten "
+                     "the input");
   SessionOptions so;
   so.max_batch = std::min(o.batch, N);
   so.max_length = longest;
@@ -248,6 +254,8 @@ Command add_classify(CLI::App& root) {
       ->type_name("FILE");
   app->add_flag("--logits", o->logits, "Also print the raw class logits of each input");
   app->add_option("--limit", o->limit, "Classify only the first N inputs")->check(CLI::NonNegativeNumber);
+  app->add_option("--max-length", o->max_length, "Refuse inputs longer than this many positions")
+      ->capture_default_str()->check(CLI::PositiveNumber);
   app->add_flag("--no-progress", o->no_progress, "No progress bar (it is only drawn when stderr is a terminal)");
   app->footer(
       "Examples:\n"

@@ -33,6 +33,7 @@ struct GenerateOptions {
   bool no_bos = false;
   bool no_display_prompt = false;
   int64_t chunk = 512;
+  int64_t max_prompt = int64_t{1} << 24;
 };
 
 uint64_t random_seed() {
@@ -77,6 +78,10 @@ int run_generate(const GenerateOptions& o, const CLI::App& app) {
                              "(task 'lm'); use 'longvq classify'");
   Tokenizer tok(cfg.tokenizer);
   const std::vector<int32_t> ids = tok.encode(text);
+  if (static_cast<int64_t>(ids.size()) > o.max_prompt)
+    throw UsageError("the prompt has " + group_digits(static_cast<int64_t>(ids.size())) + " tokens, more than --max-prompt " +
+                     group_digits(o.max_prompt) + "; raise --max-prompt (the state stays the same size; only the "
+                     "prompt's token ids are held in memory) or shorten the prompt");
   std::optional<int32_t> bos;
   if (cfg.tokenizer.kind == TokenizerConfig::Kind::bytes)
     for (const std::string& s : cfg.tokenizer.specials)
@@ -241,6 +246,8 @@ Command add_generate(CLI::App& root) {
   app->add_flag("--no-bos", o->no_bos, "Do not start a new context with <bos> (still used when the prompt is empty)");
   app->add_flag("--no-display-prompt", o->no_display_prompt, "Do not echo the prompt to stdout");
   app->add_option("--chunk", o->chunk, "Prompt tokens per prefill graph run")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  app->add_option("--max-prompt", o->max_prompt, "Refuse prompts of more tokens than this")
       ->capture_default_str()->check(CLI::PositiveNumber);
   app->footer(
       "Examples:\n"

@@ -84,6 +84,14 @@ std::string read_text_file(const std::string& path) {
   if (path == "-") return read_stdin();
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(path + ": cannot open the file (" + std::strerror(errno) + ")");
+  // The text and its token ids must fit in memory together (ids take 4 bytes per byte).
+  std::error_code ec;
+  const uintmax_t size = std::filesystem::file_size(path, ec);
+  const double memory = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
+  if (!ec && memory > 0 && 5.0 * static_cast<double>(size) > memory)
+    throw std::runtime_error(path + ": the file is " + human_bytes(static_cast<double>(size)) +
+                             "; it and its tokens would not fit in this machine's " + human_bytes(memory) +
+                             " of memory. Split it into smaller files");
   std::ostringstream s;
   s << in.rdbuf();
   if (in.bad()) throw std::runtime_error(path + ": read failed");

@@ -5,6 +5,7 @@
 // Exit codes: 0 ok; 1 runtime failure (unreadable or corrupt model, bad input file, ...);
 // 2 bad usage (unknown flag, invalid or conflicting values, missing input).
 #include <csignal>
+#include <new>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -101,6 +102,10 @@ int main(int argc, char** argv) {
     } catch (const UsageError& e) {
       std::fprintf(stderr, "error: %s\nRun 'longvq %s --help' for usage.\n", e.what(), c.app->get_name().c_str());
       return kExitUsage;
+    } catch (const std::bad_alloc&) {
+      std::fflush(stdout);
+      std::fprintf(stderr, "error: out of memory; use smaller inputs, a smaller --batch or --chunk\n");
+      return kExitFailure;
     } catch (const std::exception& e) {
       std::fflush(stdout);
       std::fprintf(stderr, "error: %s\n", e.what());

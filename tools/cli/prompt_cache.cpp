@@ -6,7 +6,6 @@
 
 #include "loaders/load_error.h"
 #include "loaders/safetensors.h"
-#include "loaders/safetensors_writer.h"
 
 namespace longvq::cli {
 
@@ -15,15 +14,7 @@ constexpr const char* kPendingKey = "pending_token";
 }
 
 void save_prompt_cache(const State& state, int32_t pending, const std::filesystem::path& path) {
-  state.save(path);
-  // Re-write with the pending token in the metadata (the State API has no metadata hook).
-  SafetensorsFile file(path, LoadMode::read);  // an owned copy: safe to replace the file below
-  std::vector<TensorToWrite> tensors;
-  for (const auto& [name, info] : file.tensors())
-    tensors.push_back({name, std::string(file_dtype_name(info.dtype)), info.shape, info.data, info.nbytes});
-  std::map<std::string, std::string> meta(file.metadata().begin(), file.metadata().end());
-  meta[kPendingKey] = std::to_string(pending);
-  write_safetensors(path, std::move(tensors), meta);
+  state.save(path, {{kPendingKey, std::to_string(pending)}});
 }
 
 std::optional<int32_t> read_pending_token(const std::filesystem::path& path) {
