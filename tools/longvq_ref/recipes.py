@@ -65,7 +65,9 @@ def listops_recipe() -> Recipe:
                  prenorm=False, bidirectional=True, task="classify", embedding=EmbeddingConfig("token"),
                  classifier=ClassifierConfig(num_classes=10, hidden=128),
                  tokenizer=TokenizerConfig(kind="vocab", tokens=list(listops.VOCAB)))
-    return Recipe("listops", cfg, "listops", steps=3000, batch=8, block_len=64, lr=2e-3, warmup=100,
+    # lr 1e-3 as MEGA's ListOps setting: a first run at 2e-3 (warmup 100) stayed at the
+    # majority class for 1,600 steps.
+    return Recipe("listops", cfg, "listops", steps=6000, batch=8, block_len=64, lr=1e-3, warmup=300,
                   eval_every=250, eval_limit=300)
 
 
@@ -75,8 +77,9 @@ def fashion_recipe() -> Recipe:
                  bidirectional=True, task="classify", embedding=EmbeddingConfig("real"),
                  classifier=ClassifierConfig(num_classes=10, hidden=128),
                  tokenizer=TokenizerConfig(kind="pixels", mean=0.2860, std=0.3530))
-    return Recipe("fashion-seq", cfg, "fashion", steps=3000, batch=16, block_len=64, lr=3e-3, warmup=100,
-                  eval_every=250, eval_limit=1000)
+    # A first run of 3,000 steps (30 min) reached 80.2% test accuracy, still rising.
+    return Recipe("fashion-seq", cfg, "fashion", steps=9000, batch=16, block_len=64, lr=3e-3, warmup=100,
+                  eval_every=500, eval_limit=1000)
 
 
 RECIPES = {"austen-lm": austen_recipe, "listops": listops_recipe, "fashion-seq": fashion_recipe}
