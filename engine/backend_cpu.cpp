@@ -26,9 +26,16 @@ class CpuBackend final : public Backend {
     return p;
   }
   void deallocate(void* ptr) override { std::free(ptr); }
-  void upload(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
-  void download(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
-  void fill_zero(void* dst, size_t bytes) override { std::memset(dst, 0, bytes); }
+  // Zero-byte copies are skipped: empty buffers (the ring of a W = 0 model) may have no memory.
+  void upload(void* dst, const void* src, size_t bytes) override {
+    if (bytes) std::memcpy(dst, src, bytes);
+  }
+  void download(void* dst, const void* src, size_t bytes) override {
+    if (bytes) std::memcpy(dst, src, bytes);
+  }
+  void fill_zero(void* dst, size_t bytes) override {
+    if (bytes) std::memset(dst, 0, bytes);
+  }
   void run(const OpCall& call) override { cpu_run(call, ctx_); }
 
  private:

@@ -67,8 +67,16 @@ def listops_recipe() -> Recipe:
                  tokenizer=TokenizerConfig(kind="vocab", tokens=list(listops.VOCAB)))
     # lr 1e-3 as MEGA's ListOps setting: a first run at 2e-3 (warmup 100) stayed at the
     # majority class for 1,600 steps.
+    notes = ["**Aim not reached** (≥ 40% test accuracy). Two runs never left a near-constant prediction: "
+             "lr 2e-3 (warmup 100) for 1,650 steps, then this one, lr 1e-3 (warmup 300) for 80 minutes; "
+             "validation accuracy 16.7–18.0% throughout, test 16.9% against an 18.3% majority baseline, and the training loss hardly below the label prior's entropy "
+             "(2.25 vs 2.30 nats). This is ListOps' well-known plateau: MEGA reaches 63% after 90,000 updates "
+             "of batch 64 (5.8 M examples); these runs saw about 21,000 examples (0.4% of that). Getting off "
+             "the plateau needs one to two orders of magnitude more examples: CPU-days with the reference "
+             "trainer, or a GPU. The model is shipped because the engine must reproduce it exactly (it does; "
+             "see the slice below), not as a useful ListOps solver."]
     return Recipe("listops", cfg, "listops", steps=6000, batch=8, block_len=64, lr=1e-3, warmup=300,
-                  eval_every=250, eval_limit=300)
+                  eval_every=250, eval_limit=300, notes=notes)
 
 
 def fashion_recipe() -> Recipe:
@@ -77,9 +85,13 @@ def fashion_recipe() -> Recipe:
                  bidirectional=True, task="classify", embedding=EmbeddingConfig("real"),
                  classifier=ClassifierConfig(num_classes=10, hidden=128),
                  tokenizer=TokenizerConfig(kind="pixels", mean=0.2860, std=0.3530))
-    # A first run of 3,000 steps (30 min) reached 80.2% test accuracy, still rising.
-    return Recipe("fashion-seq", cfg, "fashion", steps=9000, batch=16, block_len=64, lr=3e-3, warmup=100,
-                  eval_every=500, eval_limit=1000)
+    notes = ["**Aim not reached** (≥ 85% test accuracy): 80.2% after 3,000 steps (30 minutes), the curve still "
+             "rising. A second run with a 9,000-step schedule cut at 75 minutes shared the two cores with two "
+             "other jobs, got through 3,170 steps and reached 79.7%, so this first run is the one shipped. The "
+             "validation curve gains about 1.5 points per 500 steps at the end; a run of roughly 10,000 steps "
+             "(about 1.5–2 hours on a free core) would be needed to approach 85%."]
+    return Recipe("fashion-seq", cfg, "fashion", steps=3000, batch=16, block_len=64, lr=3e-3, warmup=100,
+                  eval_every=250, eval_limit=1000, notes=notes)
 
 
 RECIPES = {"austen-lm": austen_recipe, "listops": listops_recipe, "fashion-seq": fashion_recipe}

@@ -179,6 +179,8 @@ def main(argv=None) -> int:
     p.add_argument("--minutes", type=float, help="stop (checkpoint, evaluate, export) after this much time")
     p.add_argument("--run-dir", help="checkpoints and curve (default data/runs/<recipe>)")
     p.add_argument("--out", help="model directory to export (default models/<recipe>)")
+    p.add_argument("--card-only", action="store_true",
+                   help="only rewrite the model card from the finished run's metrics and curve")
     args = p.parse_args(argv)
     r = recipes.RECIPES[args.recipe]()
     if args.steps:
@@ -186,6 +188,12 @@ def main(argv=None) -> int:
     r.command = "/usr/bin/python3 -m longvq_ref.train " + " ".join(argv if argv is not None else sys.argv[1:])
     run_dir = Path(args.run_dir) if args.run_dir else REPO / "data" / "runs" / r.name
     out_dir = Path(args.out) if args.out else REPO / "models" / r.name
+    if args.card_only:
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        curve = json.loads((run_dir / "curve.json").read_text())
+        r.command = "/usr/bin/python3 -m longvq_ref.train " + " ".join(a for a in sys.argv[1:] if a != "--card-only")
+        (out_dir / "README.md").write_text(recipes.model_card(r, metrics, curve))
+        return 0
     train(r, run_dir, out_dir, args.minutes, log=lambda m: print(m, file=sys.stderr, flush=True))
     return 0
 
