@@ -40,7 +40,9 @@ class Executor {
   Graph graph_;
   MemoryPlan plan_;
   BackendBuffer arena_;
-  std::vector<OpCall> calls_;  // reused across runs
+  std::vector<OpCall> calls_;  // bound for (bound_batch_, bound_seq_, bound_state_); reused while they hold
+  int64_t bound_batch_ = 0, bound_seq_ = 0;
+  uint64_t bound_state_ = 0;  // State::id()
 };
 
 }  // namespace longvq

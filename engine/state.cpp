@@ -1,6 +1,7 @@
 #include "engine/state.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "loaders/safetensors.h"
@@ -8,6 +9,11 @@
 
 namespace longvq {
 namespace {
+
+uint64_t next_id() {
+  static std::atomic<uint64_t> counter{0};
+  return ++counter;
+}
 
 const char* file_dtype(DType t) { return t == DType::f32 ? "F32" : t == DType::i32 ? "I32" : "I64"; }
 
@@ -35,7 +41,7 @@ void check_values(const std::filesystem::path& path, const std::string& name, co
 }  // namespace
 
 State::State(const Model& model, Backend& backend, int64_t batch)
-    : model_(&model), backend_(&backend), batch_(batch), pos_(static_cast<size_t>(batch), 0) {
+    : model_(&model), backend_(&backend), batch_(batch), id_(next_id()), pos_(static_cast<size_t>(batch), 0) {
   if (batch < 1) throw std::invalid_argument("a State needs at least one sequence");
   const ModelConfig& c = model.config();
   if (c.task != ModelConfig::Task::lm || c.bidirectional)

@@ -30,6 +30,8 @@ class State {
   State(const Model& model, Backend& backend, int64_t batch);
 
   int64_t batch() const { return batch_; }
+  // Unique per State made in this process (kept when moved): what a graph's bound calls are for.
+  uint64_t id() const { return id_; }
   const std::vector<int64_t>& positions() const { return pos_; }
   // A state tensor by its graph name ("state.pos", "state.layers.{i}.ema", ...).
   const TensorRef& tensor(const std::string& name) const;
@@ -54,6 +56,7 @@ class State {
   const Model* model_;
   Backend* backend_;
   int64_t batch_;
+  uint64_t id_;
   std::vector<int64_t> pos_;
   std::map<std::string, Slot> slots_;
   size_t bytes_ = 0;

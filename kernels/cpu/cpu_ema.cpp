@@ -21,6 +21,16 @@ struct EmaArgs {
   bool bidir;
 };
 
+// A causal, stateful call of one step (decode): coefficients as they come, [D', N].
+struct EmaStepArgs {
+  const float* x;  // [B, 1, d]
+  const float *q, *pb, *g, *omega;
+  const int32_t* lengths;
+  float* state;
+  float* y;
+  int64_t d, N;
+};
+
 namespace v_generic {
 #include "kernels/cpu/cpu_ema_body.inc"
 }
@@ -41,6 +51,16 @@ void ema(const OpCall& c, const CpuContext& ctx) {
   const TensorRef& xt = c.inputs[0];
   const int64_t B = xt.shape[0], n = xt.shape[1], d = xt.shape[2], N = c.inputs[1].shape[1];
   const bool bidir = c.params.bidirectional;
+  if (n == 1 && !bidir && c.params.stateful) {
+    const EmaStepArgs a{xt.as<const float>(), in_f32(c, 1), in_f32(c, 2), in_f32(c, 3), in_f32(c, 4),
+                        c.params.has_lengths ? c.inputs[5].as<const int32_t>() : nullptr, c.inputs[6].as<float>(),
+                        c.outputs[0].as<float>(), d, N};
+    void (*step)(const EmaStepArgs&, int64_t) = v_generic::ema_step_item;
+    if (cpu_isa() == CpuIsa::avx512) step = v_avx512::ema_step_item;
+    else if (cpu_isa() == CpuIsa::avx2) step = v_avx2::ema_step_item;
+    parallel_for(B, ctx.threads, 4.0 * static_cast<double>(d * N), [&](int64_t b) { step(a, b); });
+    return;
+  }
   const int64_t nblk = (d + kLanes - 1) / kLanes;
   const int64_t dirs = bidir ? 2 : 1;
 

@@ -74,6 +74,23 @@ F pick(F generic, F avx2, F avx512) {
   return generic;
 }
 
+// One key's code with codes_item's arithmetic (fp64 sums, i ascending; ties → lowest s).
+int32_t code_of(const float* k, const float* C, int64_t S, int64_t e) {
+  int32_t best = 0;
+  double best_dist = 0;
+  for (int64_t s = 0; s < S; ++s) {
+    double norm2 = 0, dot = 0;
+    for (int64_t i = 0; i < e; ++i) norm2 += static_cast<double>(C[s * e + i]) * C[s * e + i];
+    for (int64_t i = 0; i < e; ++i) dot += static_cast<double>(k[i]) * C[s * e + i];
+    const double dist = norm2 - 2.0 * dot;
+    if (s == 0 || dist < best_dist) {
+      best = static_cast<int32_t>(s);
+      best_dist = dist;
+    }
+  }
+  return best;
+}
+
 [[noreturn]] void bad_value(const std::string& what) { throw std::out_of_range("vq_attention: " + what); }
 
 }  // namespace
@@ -81,6 +98,10 @@ F pick(F generic, F avx2, F avx512) {
 void vq_codes(const OpCall& c, const CpuContext& ctx) {
   const int64_t T = c.inputs[0].rows(), e = c.inputs[0].cols(), S = c.inputs[1].shape[0];
   const float* C = in_f32(c, 1);
+  if (T <= 4) {  // decode: the sums straight off the codebook rows beat transposing it
+    for (int64_t t = 0; t < T; ++t) c.outputs[0].as<int32_t>()[t] = code_of(in_f32(c, 0) + t * e, C, S, e);
+    return;
+  }
   std::vector<double> ct(static_cast<size_t>(e * S)), norm2(static_cast<size_t>(S), 0.0);
   for (int64_t i = 0; i < e; ++i)
     for (int64_t s = 0; s < S; ++s) {
