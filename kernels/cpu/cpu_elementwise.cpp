@@ -1,13 +1,35 @@
 // Row-wise and elementwise ops: embed_tokens, embed_real, mix_gates, mul, add, gated_residual,
-// mean_pool. Memory-bound; plain loops that GCC vectorizes. Outputs may alias an input where
+// mean_pool. Memory-bound; plain loops that GCC vectorizes (the activation-heavy mix_gates and
+// gated_residual once per instruction set, cpu_gates_body.inc). Outputs may alias an input where
 // op_allows_in_place says so: every y[i] is written after its own inputs are read.
 #include <stdexcept>
 #include <string>
 
 #include "kernels/cpu/cpu_common.h"
+#include "kernels/cpu/cpu_isa.h"
 
 namespace longvq::cpu {
 namespace {
+
+struct GatesArgs {
+  const float *mx, *scale, *offset;
+  float *u, *q, *k, *r, *hx;
+  int64_t d, e, h;
+};
+
+namespace v_generic {
+#include "kernels/cpu/cpu_gates_body.inc"
+}
+LONGVQ_ISA_BEGIN_AVX2
+namespace v_avx2 {
+#include "kernels/cpu/cpu_gates_body.inc"
+}
+LONGVQ_ISA_END
+LONGVQ_ISA_BEGIN_AVX512
+namespace v_avx512 {
+#include "kernels/cpu/cpu_gates_body.inc"
+}
+LONGVQ_ISA_END
 
 constexpr int64_t kBlock = 1 << 14;  // elements per parallel piece of an elementwise op
 
@@ -54,26 +76,13 @@ void embed_real(const OpCall& c, const CpuContext& ctx) {
 
 void mix_gates(const OpCall& c, const CpuContext& ctx) {
   const int64_t T = c.inputs[0].rows(), cols = c.inputs[0].cols();
-  const int64_t d = c.outputs[0].cols(), e = c.outputs[1].cols(), h = c.outputs[3].cols();
-  const float* mx = in_f32(c, 0);
-  const float* scale = in_f32(c, 1);
-  const float* offset = in_f32(c, 2);
-  float* U = c.outputs[0].as<float>();
-  float* Q = c.outputs[1].as<float>();
-  float* K = c.outputs[2].as<float>();
-  float* R = c.outputs[3].as<float>();
-  float* HX = c.outputs[4].as<float>();
-  parallel_for(T, ctx.threads, 20.0 * static_cast<double>(cols), [&](int64_t t) {
-    const float* row = mx + t * cols;
-    for (int64_t i = 0; i < d; ++i) U[t * d + i] = sigmoid(row[i]);
-    for (int64_t i = 0; i < e; ++i) {
-      const float z = silu(row[d + i]);
-      Q[t * e + i] = z * scale[i] + offset[i];
-      K[t * e + i] = z * scale[e + i] + offset[e + i];
-    }
-    for (int64_t i = 0; i < h; ++i) R[t * h + i] = silu(row[d + e + i]);
-    for (int64_t i = 0; i < d; ++i) HX[t * d + i] = row[d + e + h + i];
-  });
+  const GatesArgs a{in_f32(c, 0), in_f32(c, 1), in_f32(c, 2), c.outputs[0].as<float>(), c.outputs[1].as<float>(),
+                    c.outputs[2].as<float>(), c.outputs[3].as<float>(), c.outputs[4].as<float>(),
+                    c.outputs[0].cols(), c.outputs[1].cols(), c.outputs[3].cols()};
+  void (*row)(const GatesArgs&, int64_t) = v_generic::gates_row;
+  if (cpu_isa() == CpuIsa::avx512) row = v_avx512::gates_row;
+  else if (cpu_isa() == CpuIsa::avx2) row = v_avx2::gates_row;
+  parallel_for(T, ctx.threads, 20.0 * static_cast<double>(cols), [&](int64_t t) { row(a, t); });
 }
 
 void mul(const OpCall& c, const CpuContext& ctx) {
@@ -100,13 +109,10 @@ void gated_residual(const OpCall& c, const CpuContext& ctx) {
   const float* hx = in_f32(c, 2);
   const float* hp = in_f32(c, 3);
   float* y = c.outputs[0].as<float>();
-  elementwise(c.inputs[0].numel(), ctx, 20.0, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) {
-      const float r = res[i];
-      const float hh = silu(hx[i] + hp[i]);  // Hh = φ(HX + h_proj(O ⊙ R))
-      y[i] = r + u[i] * (hh - r);             // Y = res + u ⊙ (Hh − res)
-    }
-  });
+  auto range = v_generic::gated_residual_range;
+  if (cpu_isa() == CpuIsa::avx512) range = v_avx512::gated_residual_range;
+  else if (cpu_isa() == CpuIsa::avx2) range = v_avx2::gated_residual_range;
+  elementwise(c.inputs[0].numel(), ctx, 20.0, [&](int64_t lo, int64_t hi) { range(res, u, hx, hp, y, lo, hi); });
 }
 
 void mean_pool(const OpCall& c, const CpuContext& ctx) {
