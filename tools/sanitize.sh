@@ -7,21 +7,14 @@
 #   bash tools/sanitize.sh fuzz [SECONDS]      every libFuzzer target for SECONDS (default 60) each,
 #                                               from its seed corpus; new inputs go to data/fuzz/NAME,
 #                                               crashes are copied to tests/fuzz/regressions/NAME
-# Installs clang and its runtimes with apt when missing (idempotent).
+# Installs what is missing with tools/setup.sh (idempotent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-asan}"
 shift || true
 jobs=$(nproc)
 
-need=(clang libclang-rt-14-dev libomp-14-dev)
-missing=()
-for p in "${need[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
-if ((${#missing[@]})); then
-  sudo_cmd=()
-  [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+bash tools/setup.sh >/dev/null  # clang and its runtimes are in its list
 
 configure() {  # DIR SANITIZERS [extra cmake args]
   local dir=$1 san=$2
@@ -39,11 +32,11 @@ case "$mode" in
     (cd build-asan && ctest --output-on-failure -j "$jobs" -LE long "$@")
     ;;
   tsan)
-    # libgomp is not instrumented for TSan, so the OpenMP threads inside an op would be false
-    # reports: these runs use one OpenMP thread per session and many sessions on many threads.
+    # The OpenMP runtime is not instrumented for TSan: these runs use one CPU thread per session
+    # and many sessions on many threads; tools/tsan.supp silences libomp's own bookkeeping.
     configure build-tsan thread
     cmake --build build-tsan -j "$jobs" --target test_engine
-    export TSAN_OPTIONS=halt_on_error=1 OMP_NUM_THREADS=1
+    export TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tools/tsan.supp" OMP_NUM_THREADS=1
     build-tsan/tests/engine/test_engine "[tsan]"
     ;;
   fuzz)

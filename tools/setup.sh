@@ -10,6 +10,9 @@ packages=(
   # Debian's torch calls whatever libblas.so.3 is installed; without OpenBLAS that is the
   # reference BLAS, about 18x slower here.
   libopenblas0-pthread
+  # tools/sanitize.sh (part of tools/test.sh): clang with its sanitizer and libFuzzer runtimes,
+  # and LLVM's OpenMP for the clang builds.
+  clang libclang-rt-14-dev libomp-14-dev
 )
 
 missing=()

@@ -157,13 +157,16 @@ TEST_CASE("language models match the reference in every path", "[parity]") {
         if (name.rfind("state.", 0) != 0) continue;
         const TensorRef& mine = pre.tensor(name);
         REQUIRE(mine.nbytes() == info.nbytes);
+        if (info.nbytes == 0) continue;  // the empty ring of a window-0 model
+        std::vector<char> host(info.nbytes);  // the state may live in device memory
+        session.backend().download(host.data(), mine.data, info.nbytes);
         if (info.dtype == FileDType::F32) {
           std::vector<float> got(info.nbytes / 4);
-          std::memcpy(got.data(), mine.data, info.nbytes);
+          std::memcpy(got.data(), host.data(), info.nbytes);
           require_close(got, read<float>(fx.expected, name), name);
         } else {
           INFO(name);
-          CHECK(std::memcmp(mine.data, info.data, info.nbytes) == 0);
+          CHECK(std::memcmp(host.data(), info.data, info.nbytes) == 0);
         }
       }
 
