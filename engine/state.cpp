@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstring>
 
 #include "loaders/safetensors.h"
@@ -17,7 +18,8 @@ uint64_t next_id() {
 
 const char* file_dtype(DType t) { return t == DType::f32 ? "F32" : t == DType::i32 ? "I32" : "I64"; }
 
-// Values a kernel would index with must be in range: a hostile file must not reach memory.
+// Values a kernel would index with must be in range (a hostile file must not reach memory),
+// and every float finite (a NaN or infinity in a state would poison every later token).
 void check_values(const std::filesystem::path& path, const std::string& name, const TensorInfo& t,
                   const ModelConfig& c) {
   auto bad = [&](const std::string& what) {
@@ -34,6 +36,12 @@ void check_values(const std::filesystem::path& path, const std::string& name, co
       std::memcpy(&v, static_cast<const char*>(static_cast<const void*>(t.data)) + 4 * i, 4);
       if (codes ? (v < -1 || v >= c.attention.codebook_size) : v < 0)
         bad(codes ? "holds a code outside the codebook" : "holds a negative count");
+    }
+  } else if (t.dtype == FileDType::F32) {
+    float v;
+    for (size_t i = 0; i < t.nbytes / 4; ++i) {
+      std::memcpy(&v, static_cast<const char*>(static_cast<const void*>(t.data)) + 4 * i, 4);
+      if (!std::isfinite(v)) bad("holds a value that is not finite (" + std::to_string(v) + ")");
     }
   }
 }

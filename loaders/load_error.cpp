@@ -36,6 +36,7 @@ std::string_view to_string(LoadError::Kind kind) {
     case K::bad_format: return "bad_format";
     case K::bad_config: return "bad_config";
     case K::unknown_version: return "unknown_version";
+    case K::bad_value: return "bad_value";
   }
   return "unknown";
 }

@@ -33,6 +33,7 @@ class LoadError : public std::runtime_error {
     bad_format,         // metadata `format` names another kind of file
     bad_config,         // config.json fails a field, type or range check
     unknown_version,    // format_version this reader does not know
+    bad_value,          // a weight that is NaN or infinite
   };
 
   // what() = "<file>: <message>" (just <message> when file is empty).

@@ -1,6 +1,8 @@
 #include "loaders/model_file.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -69,6 +71,21 @@ void check_model_weights(const ModelConfig& cfg, const SafetensorsFile& weights)
       throw LoadError(K::wrong_dtype, where, t.name,
                       "tensor '" + t.name + "' is " + std::string(file_dtype_name(info.dtype)) +
                       "; model weights must be F32 or BF16, re-export the model");
+    }
+  }
+  for (const auto& t : want) {  // a NaN or infinite weight poisons every output: refuse it here
+    const TensorInfo& info = *weights.find(t.name);
+    std::vector<float> widened;
+    if (info.dtype != FileDType::F32) widened = to_f32(info);
+    const size_t count = info.dtype == FileDType::F32 ? info.nbytes / 4 : widened.size();
+    for (size_t i = 0; i < count; ++i) {
+      float v;
+      if (info.dtype == FileDType::F32) std::memcpy(&v, info.data + 4 * i, 4);  // no alignment assumed
+      else v = widened[i];
+      if (!std::isfinite(v))
+        throw LoadError(K::bad_value, where, t.name,
+                        "tensor '" + t.name + "' holds " + std::to_string(v) + " at element " + std::to_string(i) +
+                            "; the file is corrupt, re-export the model");
     }
   }
 }

@@ -4,9 +4,13 @@
 #   bash tools/sanitize.sh asan [ctest args]   AddressSanitizer + UndefinedBehaviorSanitizer (clang):
 #                                               the whole ctest suite in build-asan/
 #   bash tools/sanitize.sh tsan                ThreadSanitizer: the concurrency tests in build-tsan/
-#   bash tools/sanitize.sh fuzz [SECONDS]      every libFuzzer target for SECONDS (default 60) each,
+#   bash tools/sanitize.sh fuzz [SECONDS] [SEED]  every libFuzzer target for SECONDS (default 60) each,
 #                                               from its seed corpus; new inputs go to data/fuzz/NAME,
-#                                               crashes are copied to tests/fuzz/regressions/NAME
+#                                               crashes are copied to tests/fuzz/regressions/NAME.
+#                                               SEED (default: random) makes a run repeatable; the
+#                                               test suite's smoke run uses a fixed one so that CI
+#                                               does not fail at random on a finding unrelated to
+#                                               the change under test (long runs find those).
 # Installs what is missing with tools/setup.sh (idempotent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +45,7 @@ case "$mode" in
     ;;
   fuzz)
     seconds="${1:-60}"
+    seed="${2:-0}"  # libFuzzer: 0 = random
     configure build-asan address,undefined -DLONGVQ_FUZZ=ON
     targets=(safetensors config state inputs text)
     cmake --build build-asan -j "$jobs" --target "${targets[@]/#/fuzz_}"
@@ -51,7 +56,7 @@ case "$mode" in
       echo "fuzz_$t: ${seconds}s"
       status=0
       (cd "$work" && ../../../build-asan/tests/fuzz/fuzz_"$t" -max_total_time="$seconds" -max_len=65536 \
-         -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 . ../../../tests/fuzz/corpus/"$t" \
+         -timeout=10 -rss_limit_mb=4096 -seed="$seed" -print_final_stats=1 . ../../../tests/fuzz/corpus/"$t" \
          2>&1 | tail -n 14) || status=$?
       for crash in "$work"/crash-* "$work"/timeout-* "$work"/oom-*; do
         [[ -e "$crash" ]] && cp "$crash" "tests/fuzz/regressions/$t/" && echo "finding: $crash (copied to tests/fuzz/regressions/$t)"

@@ -3,7 +3,7 @@
 #   1. the C++ suite (ctest; CUDA tests skip visibly without a GPU),
 #   2. the same suite under AddressSanitizer + UndefinedBehaviorSanitizer (the slow runs over the
 #      shipped models and the 10^6-step runs are left to stage 1), the concurrency tests under
-#      ThreadSanitizer, and a 10-second libFuzzer smoke of every fuzz target (tools/sanitize.sh),
+#      ThreadSanitizer, and a 10-second libFuzzer smoke of every fuzz target (fixed seed) (tools/sanitize.sh),
 #   3. pytest (the Python reference).
 # Usage: bash tools/test.sh [extra pytest args]
 set -euo pipefail
@@ -17,7 +17,7 @@ cmake --build build -j "$jobs"
 
 bash tools/sanitize.sh asan -E "shipped|default model"
 bash tools/sanitize.sh tsan
-bash tools/sanitize.sh fuzz 10
+bash tools/sanitize.sh fuzz 10 1
 
 # Debian's torch lives in /usr/bin/python3, not in whatever python3 is first on PATH.
 /usr/bin/python3 -m pytest -q tests/python "$@"

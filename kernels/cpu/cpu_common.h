@@ -48,8 +48,8 @@ T* scratch(int slot, size_t count) {
 // it auto-vectorize (libm's expf does not without -ffast-math); the library is compiled with
 // -fno-trapping-math so that GCC may if-convert the clamps.
 inline float fast_exp(float x) {
-  float xc = x < -87.0f ? -87.0f : x;
-  xc = xc > 88.0f ? 88.0f : xc;
+  float xc = x > -87.0f ? x : -87.0f;  // written so that NaN clamps too (no NaN reaches the int cast)
+  xc = xc < 88.0f ? xc : 88.0f;
   const float t = xc * 1.44269504088896341f;
   const float half = std::bit_cast<float>((std::bit_cast<uint32_t>(t) & 0x80000000u) | 0x3f000000u);  // ±0.5
   const int k = static_cast<int>(t + half);  // round(x / ln 2)
@@ -63,7 +63,8 @@ inline float fast_exp(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   const float er = p * r * r + r + 1.0f;
-  return er * std::bit_cast<float>((k + 127) << 23);  // · 2^k
+  const float y = er * std::bit_cast<float>((k + 127) << 23);  // · 2^k
+  return x == x ? y : x;                                    // NaN in, NaN out
 }
 
 // log(x) for finite x > 0, relative error ~2e-7 (Cephes logf); branch-free like fast_exp.

@@ -13,8 +13,17 @@
 #pragma once
 
 #define LONGVQ_PRAGMA(x) _Pragma(#x)
+#if defined(__clang__)  // clang ignores GCC's target pragmas; it has its own (sanitizer builds use it)
+#define LONGVQ_ISA_BEGIN_AVX2 \
+  LONGVQ_PRAGMA(clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function))
+#define LONGVQ_ISA_BEGIN_AVX512                                                                    \
+  LONGVQ_PRAGMA(clang attribute push(__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"))), \
+                                     apply_to = function))
+#define LONGVQ_ISA_END LONGVQ_PRAGMA(clang attribute pop)
+#else
 #define LONGVQ_ISA_BEGIN_AVX2 LONGVQ_PRAGMA(GCC push_options) LONGVQ_PRAGMA(GCC target("avx2,fma"))
 #define LONGVQ_ISA_BEGIN_AVX512                                  \
   LONGVQ_PRAGMA(GCC push_options)                                \
   LONGVQ_PRAGMA(GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,prefer-vector-width=512"))
 #define LONGVQ_ISA_END LONGVQ_PRAGMA(GCC pop_options)
+#endif

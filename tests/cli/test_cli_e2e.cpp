@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -161,6 +162,19 @@ TEST_CASE("generate: --state-out then --state-in continues exactly", "[cli]") {
   CHECK(e.code == 1);
   CHECK_THAT(e.err, Contains("another model"));
   CHECK(run(m + "--state-in " + q(t / "missing.state") + " -n 1").code == 1);
+  // A NaN planted in the state's EMA values is refused on load, not decoded from.
+  std::string bytes = slurp(t.path / "p.state");
+  uint64_t header = 0;
+  std::memcpy(&header, bytes.data(), 8);
+  const auto meta = nlohmann::json::parse(bytes.substr(8, header));
+  const auto& ema = meta.at("layers.0.ema");
+  const size_t at = 8 + header + ema["data_offsets"][0].get<size_t>();
+  const float nan = std::nanf("");
+  bytes.replace(at, 4, reinterpret_cast<const char*>(&nan), 4);
+  { std::ofstream(t / "nan.state", std::ios::binary) << bytes; }
+  Result f = run(m + "--state-in " + q(t / "nan.state") + " -n 1");
+  CHECK(f.code == 1);
+  CHECK_THAT(f.err, Contains("layers.0.ema") && Contains("not finite"));
 }
 
 TEST_CASE("generate: prompt from a file or stdin and empty prompts", "[cli]") {

@@ -108,6 +108,22 @@ TEST_CASE("a wrong shape is refused with both shapes", "[model_file]") {
                  "tensor 'layers.1.mix.v_proj.weight' has shape [16, 24], config.json implies [24, 16]"));
 }
 
+TEST_CASE("a NaN or infinite weight is refused, naming the tensor and element", "[model_file]") {
+  TempDir tmp;
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    write_variant(tmp, "lm_bytes_layernorm_tied", [bad](std::vector<Entry>& e, auto&) {
+      for (auto& x : e)
+        if (x.name == "layers.0.mix.rel_bias") std::memcpy(x.bytes.data() + 8, &bad, 4);  // element 2
+    });
+    for (LoadMode mode : kModes) {
+      const LoadError err = load_error_of(tmp.path(), mode);
+      CHECK(err.kind() == K::bad_value);
+      CHECK(err.tensor() == "layers.0.mix.rel_bias");
+      CHECK(contains(err.what(), "at element 2; the file is corrupt, re-export the model"));
+    }
+  }
+}
+
 TEST_CASE("a config.json that disagrees with the weights is refused", "[model_file]") {
   TempDir tmp;
   write_variant(tmp, "lm_scalenorm_w0_s1", [](auto&, auto&) {});
