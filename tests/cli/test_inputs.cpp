@@ -61,6 +61,8 @@ TEST_CASE("JSONL: every bad line is named", "[inputs]") {
     });
   };
   CHECK_THAT(err("{\"tokens\": [1]}\n{oops\n"), Catch::StartsWith("in.jsonl:2: not valid JSON"));
+  CHECK_THAT(err("{\"tokens\": [1e999]}\n"), Catch::StartsWith("in.jsonl:1: not valid JSON") &&  // found by fuzz_inputs
+                                                 Catch::Contains("number overflow"));
   CHECK_THAT(err("{\"tokens\": [1, 40]}\n"), Catch::Contains("in.jsonl:1: token id 40") && Catch::Contains("0..39"));
   CHECK_THAT(err("{\"tokens\": []}\n"), Catch::Contains("in.jsonl:1: the input is empty"));
   CHECK_THAT(err("{\"tokens\": [1], \"label\": 5}\n"), Catch::Contains("label 5 is outside this model's classes 0..4"));

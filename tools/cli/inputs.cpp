@@ -92,7 +92,7 @@ Dataset InputReader::read_jsonl(std::istream& in, const std::string& name, int64
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range: a number too large
       std::string what = e.what();
       const size_t colon = what.rfind(": ");
       throw InputError(where + ": not valid JSON (" + (colon == std::string::npos ? what : what.substr(colon + 2)) +
