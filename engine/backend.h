@@ -22,6 +22,9 @@ class Backend {
   // True when backend memory is ordinary host memory (then host buffers, e.g. an mmap'd weight
   // file, can be used in place instead of uploaded).
   virtual bool host_memory() const = 0;
+  // True when linear and embed_tokens take bf16 weight matrices; otherwise a model's BF16
+  // matrices are widened to f32 at load (same values: bf16 → f32 is exact).
+  virtual bool bf16_weights() const { return false; }
   // "" when this backend can run `call`, else why not (checked once per graph node).
   virtual std::string unsupported_reason(const OpCall& call) const = 0;
   virtual void* allocate(size_t bytes) = 0;  // zero-filled, aligned to 64 bytes

@@ -26,7 +26,8 @@ class Builder {
   int weight(const std::string& name) {
     int id = g_.find(name);
     if (id >= 0) return id;
-    return g_.add_tensor(name, DType::f32, m_.weight(name).shape, TensorRole::weight);
+    const TensorRef& w = m_.weight(name);
+    return g_.add_tensor(name, w.dtype, w.shape, TensorRole::weight);
   }
   int optional_weight(const std::string& name) { return m_.has_weight(name) ? weight(name) : -1; }
 

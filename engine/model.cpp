@@ -8,6 +8,16 @@
 #endif
 
 namespace longvq {
+namespace {
+
+// The matrices that linear and embed_tokens read: every 2-D "*.weight" (embed, lm_head, the
+// projections, fc1/fc2, classifier). Other BF16 tensors (codebooks, EMA parameters, qk scales)
+// are small and feed ops that take f32 only; they are widened.
+bool runs_as_bf16(const std::string& name, const TensorInfo& info) {
+  return info.shape.size() == 2 && name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0;
+}
+
+}  // namespace
 
 const char* backend_kind_name(BackendKind kind) { return kind == BackendKind::cuda ? "cuda" : "cpu"; }
 
@@ -47,10 +57,10 @@ std::shared_ptr<const Model> Model::load(const std::filesystem::path& dir, const
   m->backend_ = make_backend(options.backend, options.threads);
   Backend& be = *m->backend_;
 
-  auto keep = [&](const std::string& name, std::vector<int64_t> shape, const float* host, bool in_place) {
-    TensorRef ref{nullptr, DType::f32, std::move(shape)};
+  auto keep = [&](const std::string& name, std::vector<int64_t> shape, const void* host, DType dtype, bool in_place) {
+    TensorRef ref{nullptr, dtype, std::move(shape)};
     if (in_place) {
-      ref.data = const_cast<float*>(host);  // read-only by contract: kernels never write weights
+      ref.data = const_cast<void*>(host);  // read-only by contract: kernels never write weights
     } else {
       m->buffers_.emplace_back(be, ref.nbytes());
       be.upload(m->buffers_.back().data(), host, ref.nbytes());
@@ -60,15 +70,19 @@ std::shared_ptr<const Model> Model::load(const std::filesystem::path& dir, const
   };
 
   for (const auto& [name, info] : m->file_->weights.tensors()) {
-    bool f32 = info.dtype == FileDType::F32 && reinterpret_cast<uintptr_t>(info.data) % alignof(float) == 0;
+    const bool stays_bf16 = info.dtype == FileDType::BF16 && runs_as_bf16(name, info) && be.bf16_weights();
+    const DType dtype = stays_bf16 ? DType::bf16 : DType::f32;
+    const bool as_stored = stays_bf16 || info.dtype == FileDType::F32;
     std::vector<float> converted;
-    if (!f32) converted = to_f32(info);  // BF16 / F16 weights run as F32
-    const float* host = f32 ? reinterpret_cast<const float*>(info.data) : converted.data();
+    if (!as_stored) converted = to_f32(info);  // other BF16 / F16 weights run as F32
+    const void* host = as_stored ? static_cast<const void*>(info.data) : converted.data();
     int64_t count = 1;
     for (int64_t d : info.shape) count *= d;
     if (name.find("running_") == std::string::npos) m->parameters_ += count;
-    m->weight_bytes_ += static_cast<size_t>(count) * sizeof(float);
-    keep(name, info.shape, host, /*in_place=*/f32 && be.host_memory());
+    m->weight_bytes_ += static_cast<size_t>(count) * dtype_size(dtype);
+    m->bf16_matrices_ += stays_bf16;
+    const bool aligned = reinterpret_cast<uintptr_t>(host) % dtype_size(dtype) == 0;
+    keep(name, info.shape, host, dtype, /*in_place=*/as_stored && aligned && be.host_memory());
   }
 
   // Derived EMA coefficients (design page §2.2), in double then rounded once:
@@ -89,9 +103,9 @@ std::shared_ptr<const Model> Model::load(const std::filesystem::path& dir, const
       g[j] = static_cast<float>(gamma[j] * scale);
     }
     std::vector<int64_t> shape = {c.ema_channels(), c.ema_ndim};
-    keep(prefix + "q", shape, q.data(), false);
-    keep(prefix + "pb", shape, pb.data(), false);
-    keep(prefix + "g", shape, g.data(), false);
+    keep(prefix + "q", shape, q.data(), DType::f32, false);
+    keep(prefix + "pb", shape, pb.data(), DType::f32, false);
+    keep(prefix + "g", shape, g.data(), DType::f32, false);
   }
   return m;
 }

@@ -3,6 +3,7 @@
 // One Model may be shared by any number of threads (each with its own Session and State):
 // nothing in it changes after load(). Weights are used in place when the backend works in host
 // memory and the file is mmap'd F32; otherwise they are converted to F32 and uploaded once.
+// BF16 weight matrices stay BF16 on backends that run them (CPU): half the bytes per token.
 #pragma once
 
 #include <filesystem>
@@ -41,7 +42,8 @@ class Model {
   // A weight by its file name (design page §6), or a derived one: layers.{i}.mix.ema.{q,pb,g}.
   const TensorRef& weight(const std::string& name) const;
   bool has_weight(const std::string& name) const { return weights_.count(name) > 0; }
-  size_t weight_bytes() const { return weight_bytes_; }  // bytes of the file's tensors as run (f32)
+  size_t weight_bytes() const { return weight_bytes_; }  // bytes of the file's tensors as run (f32 or bf16)
+  int bf16_matrices() const { return bf16_matrices_; }    // how many weights run as bf16
   int64_t parameter_count() const { return parameters_; }
   const std::filesystem::path& dir() const { return dir_; }
 
@@ -59,6 +61,7 @@ class Model {
   std::vector<BackendBuffer> buffers_;
   std::map<std::string, TensorRef> weights_;
   size_t weight_bytes_ = 0;
+  int bf16_matrices_ = 0;
   int64_t parameters_ = 0;
 };
 

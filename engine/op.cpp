@@ -9,6 +9,7 @@ size_t dtype_size(DType t) {
     case DType::f32: return 4;
     case DType::i32: return 4;
     case DType::i64: return 8;
+    case DType::bf16: return 2;
   }
   throw std::logic_error("unknown dtype");
 }
@@ -18,6 +19,7 @@ const char* dtype_name(DType t) {
     case DType::f32: return "f32";
     case DType::i32: return "i32";
     case DType::i64: return "i64";
+    case DType::bf16: return "bf16";
   }
   return "?";
 }

@@ -6,6 +6,7 @@
 // product of all dimensions but the last.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -14,9 +15,12 @@
 
 namespace longvq {
 
-enum class DType : uint8_t { f32, i32, i64 };
+// bf16: weight matrices only (linear W, embed_tokens table), on backends that say bf16_weights().
+enum class DType : uint8_t { f32, i32, i64, bf16 };
 size_t dtype_size(DType);
 const char* dtype_name(DType);
+// bf16 is the top half of an f32: widening is exact.
+inline float bf16_to_f32(uint16_t b) { return std::bit_cast<float>(static_cast<uint32_t>(b) << 16); }
 
 enum class OpKind : uint8_t {
   embed_tokens,   // out[t] = scale · table[tokens[t]]                          [T] i32, [V,d] → [T,d]

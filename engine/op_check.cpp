@@ -119,6 +119,14 @@ class Checker {
     if (t(o, i).dtype != want)
       fail(who(o, i) + ": expected dtype " + dtype_name(want) + ", found " + dtype_name(t(o, i).dtype));
   }
+  // A weight matrix: f32, or bf16 (the dtype the remaining checks then expect).
+  DType matrix_dtype(size_t i) const {
+    require(false, i, "it is required");
+    const DType t = in(i).dtype;
+    if (t != DType::f32 && t != DType::bf16)
+      fail(who(false, i) + ": expected dtype f32 or bf16, found " + dtype_name(t));
+    return t;
+  }
   void min_rank(bool o, size_t i, size_t r, DType want) const {
     require(o, i, "it is required");
     dtype(o, i, want);
@@ -191,7 +199,7 @@ constexpr DType I64 = DType::i64;
 void check_embed_tokens(const Checker& k) {
   k.arity(2, 1);
   k.min_rank(IN, 0, 1, I32);
-  k.rank(IN, 1, 2, F32, "[V, d]");
+  k.rank(IN, 1, 2, k.matrix_dtype(1), "[V, d]");
   const int64_t d = k.in(1).shape[1];
   k.tensor(OUT, 0, F32, concat(k.in(0).shape, {d}), "tokens.shape + [d]");
 }
@@ -251,9 +259,10 @@ void check_linear(const Checker& k) {
   k.arity(3, 1);
   k.min_rank(IN, 0, 1, F32);
   const int64_t in = k.in(0).cols();
-  k.rank(IN, 1, 2, F32, "[out, in]");
+  const DType wt = k.matrix_dtype(1);
+  k.rank(IN, 1, 2, wt, "[out, in]");
   const int64_t out = k.in(1).shape[0];
-  k.tensor(IN, 1, F32, {out, in}, "[out, in] (in from x)");
+  k.tensor(IN, 1, wt, {out, in}, "[out, in] (in from x)");
   if (k.has(2)) k.tensor(IN, 2, F32, {out}, "[out]");
   k.tensor(OUT, 0, F32, concat(leading(k.in(0).shape), {out}), "x.shape[:-1] + [out]");
 }

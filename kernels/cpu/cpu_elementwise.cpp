@@ -47,13 +47,22 @@ void elementwise(int64_t n, const CpuContext& ctx, double cost, F&& f) {
 void embed_tokens(const OpCall& c, const CpuContext& ctx) {
   const int64_t T = c.inputs[0].numel(), V = c.inputs[1].shape[0], d = c.inputs[1].shape[1];
   const int32_t* ids = c.inputs[0].as<const int32_t>();
-  const float* E = c.inputs[1].as<const float>();
   float* out = c.outputs[0].as<float>();
   const float scale = c.params.scale;
   for (int64_t t = 0; t < T; ++t)
     if (ids[t] < 0 || ids[t] >= V)
       throw std::out_of_range("embed_tokens: token " + std::to_string(ids[t]) + " at " + std::to_string(t) +
                               " is outside the vocabulary [0, " + std::to_string(V) + ")");
+  if (c.inputs[1].dtype == DType::bf16) {
+    const uint16_t* E = c.inputs[1].as<const uint16_t>();
+    parallel_for(T, ctx.threads, static_cast<double>(d), [&](int64_t t) {
+      const uint16_t* row = E + ids[t] * d;
+      float* o = out + t * d;
+      for (int64_t i = 0; i < d; ++i) o[i] = scale * bf16_to_f32(row[i]);
+    });
+    return;
+  }
+  const float* E = c.inputs[1].as<const float>();
   parallel_for(T, ctx.threads, static_cast<double>(d), [&](int64_t t) {
     const float* row = E + ids[t] * d;
     float* o = out + t * d;

@@ -27,6 +27,8 @@ size_t cuda_scratch_bytes(const OpCall& c) {
 }
 
 std::string cuda_unsupported_reason(const OpCall& c) {
+  for (const TensorRef& t : c.inputs)  // Backend::bf16_weights() is false: models widen them at load
+    if (t.dtype == DType::bf16) return "the CUDA kernels take f32 weights, not bf16";
   return c.op == OpKind::vq_attention ? cuda::vq_attention_unsupported_reason(c) : "";
 }
 

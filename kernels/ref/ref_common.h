@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 #include "engine/op.h"
 #include "engine/op_check.h"
@@ -27,6 +28,14 @@ inline const float* in_f32(const OpCall& c, int i) {
   return tensor_present(c.inputs[i]) ? c.inputs[i].as<const float>() : nullptr;
 }
 inline float* out_f32(const OpCall& c, int i) { return c.outputs[i].as<float>(); }
+
+// A weight matrix (f32 or bf16) as f32; a bf16 one is widened into `storage`.
+inline const float* matrix_f32(const TensorRef& t, std::vector<float>& storage) {
+  if (t.dtype == DType::f32) return t.as<const float>();
+  storage.resize(static_cast<size_t>(t.numel()));
+  for (size_t i = 0; i < storage.size(); ++i) storage[i] = bf16_to_f32(t.as<const uint16_t>()[i]);
+  return storage.data();
+}
 
 // Valid length of row b: lengths[b] clamped to [0, n], or n without lengths.
 inline int64_t valid_length(const int32_t* lengths, int64_t b, int64_t n) {

@@ -12,7 +12,8 @@ void embed_tokens(const OpCall& c) {
   const TensorRef& table = c.inputs[1];
   const int64_t T = tok.numel(), V = table.shape[0], d = table.shape[1];
   const int32_t* ids = tok.as<const int32_t>();
-  const float* E = table.as<const float>();
+  std::vector<float> widened;
+  const float* E = matrix_f32(table, widened);
   float* out = out_f32(c, 0);
   for (int64_t t = 0; t < T; ++t) {
     if (ids[t] < 0 || ids[t] >= V)

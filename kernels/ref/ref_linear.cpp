@@ -8,7 +8,8 @@ void linear(const OpCall& c) {
   const TensorRef& xt = c.inputs[0];
   const int64_t T = xt.rows(), K = xt.cols(), N = c.inputs[1].shape[0];
   const float* x = xt.as<const float>();
-  const float* W = in_f32(c, 1);
+  std::vector<float> widened;
+  const float* W = matrix_f32(c.inputs[1], widened);
   const float* b = in_f32(c, 2);
   float* y = out_f32(c, 0);
   for (int64_t t = 0; t < T; ++t)

@@ -145,3 +145,22 @@ def test_tokenizers():
         tv.encode("w1 w99")
     tp = Tokenizer.from_config(CLS_CONFIGS["pixels_postnorm_unquantized"]())
     assert np.allclose(tp.encode_pixels([0, 255, 127.5]), [-1.0, 1.0, 0.0])
+
+
+def test_export_convert_bf16_stores_only_weight_matrices_and_stays_close(tmp_path):
+    from longvq_ref.export import _main as export_main
+    src = tmp_path / "f32"
+    model = make_model(LM_CONFIGS["layernorm_prenorm_tied"](), seed=3)
+    save_model(model, src)
+    assert export_main(["convert", str(src), "--out", str(tmp_path / "half"), "--bf16"]) == 0
+    arrays, _ = safetensors_io.read(tmp_path / "half" / "model.safetensors")
+    blob = (tmp_path / "half" / "model.safetensors").read_bytes()
+    header = json.loads(blob[8:8 + struct.unpack("<Q", blob[:8])[0]])
+    half = {n for n, v in header.items() if n != "__metadata__" and v["dtype"] == "BF16"}
+    assert half and half == {n for n, a in arrays.items() if a.ndim == 2 and n.endswith(".weight")}
+    assert "Storage" in (tmp_path / "half" / "README.md").read_text()
+    inputs = make_inputs(model.cfg, batch=2, n=9, seed=4)
+    a = load_model(src, dtype=torch.float64)(inputs)[0]
+    b = load_model(tmp_path / "half", dtype=torch.float64)(inputs)[0]
+    assert 0 < (a - b).abs().max() < 0.05 * max(1.0, a.abs().max().item())
+    assert export_main(["convert", str(src), "--out", str(src), "--bf16"]) == 1  # refuses to overwrite its input

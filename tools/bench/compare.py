@@ -28,6 +28,7 @@ import os
 import platform
 import shutil
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -150,7 +151,7 @@ class ModelInfo:
     dir: str
     note: str  # "" for the real model, else why a stand-in is used
     params: int = 0
-    weight_bytes: int = 0  # 4 · parameters: float32 weights, every one read once per decode step
+    weight_bytes: int = 0  # bytes of the stored weights (f32 or bf16), every one read once per decode step
     state_bytes: int = 0  # decoding state per sequence (LMs)
     flops: dict = field(default_factory=dict)  # model FLOPs per token: decode / causal / bidirectional
     config: dict = field(default_factory=dict)
@@ -179,8 +180,33 @@ def ensure_random(out: Path, cfg_dict: dict, seed: int = 0, calib_batch: int = 4
     return out
 
 
+def ensure_bf16(src: Path, out: Path) -> Path:
+    """A copy of `src` with bf16 weight matrices (export convert --bf16), made once per source file."""
+    from longvq_ref.export import load_model, save_model
+    st = (src / "model.safetensors").stat()
+    want = {"source": str(src), "size": st.st_size, "mtime": st.st_mtime}
+    stamp = out / "bench-stamp.json"
+    if model_complete(out) and stamp.is_file() and json.loads(stamp.read_text()) == want:
+        return out
+    log(f"converting {src.relative_to(REPO)} to bf16 matrices in {out.relative_to(REPO)} ...")
+    save_model(load_model(src), out, card=f"# {out.name}\n\n{src.name} with bf16 weight matrices, for "
+                                           "tools/bench/compare.py.\n", bf16=True)
+    stamp.write_text(json.dumps(want))
+    return out
+
+
+def stored_weight_bytes(d: Path) -> int:
+    """Bytes of the tensors in d/model.safetensors (its header's data offsets)."""
+    with open(d / "model.safetensors", "rb") as f:
+        header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+    return sum(v["data_offsets"][1] - v["data_offsets"][0] for k, v in header.items() if k != "__metadata__")
+
+
 def model_dir(key: str) -> tuple[Path, str]:
     """The model directory for a workload key, and a note when a stand-in replaces a missing one."""
+    if key.endswith("-bf16"):
+        src, note = model_dir(key[:-len("-bf16")])
+        return ensure_bf16(src, WORK / "bf16" / src.name), note
     if key == "random-100m":
         return ensure_random(WORK / "random-100m", RANDOM_100M), ""
     real = REPO / "models" / key
@@ -220,7 +246,7 @@ def model_info(key: str) -> ModelInfo:
     flops = {"decode": cfg.n_layers * layer_flops(cfg, a.window + 1) + head,
              "causal": cfg.n_layers * layer_flops(cfg, a.window + 1) + head,
              "bidirectional": cfg.n_layers * layer_flops(cfg, 2 * a.window + 1)}
-    return ModelInfo(key, str(d), note, p, 4 * p, state, flops, cfg.to_dict())
+    return ModelInfo(key, str(d), note, p, stored_weight_bytes(d), state, flops, cfg.to_dict())
 
 
 # -- workloads -----------------------------------------------------------------------------------
@@ -249,7 +275,11 @@ def workloads(quick: bool) -> list:
     w = [
         Workload("decode-b1-austen", "decode b1 @512", "austen-lm", "decode", 1, 512, s(64, 16), budget_s=s(3, 1)),
         Workload("decode-b8-austen", "decode b8 @512", "austen-lm", "decode", 8, 512, s(64, 16), budget_s=s(3, 1)),
+        Workload("decode-b1-austen-bf16", "decode b1 @512, bf16 matrices", "austen-lm-bf16", "decode", 1, 512,
+                 s(64, 16), budget_s=s(3, 1)),
         Workload("decode-b1-100m", "decode b1 @512", "random-100m", "decode", 1, 512, s(16, 4), budget_s=s(5, 1)),
+        Workload("decode-b1-100m-bf16", "decode b1 @512, bf16 matrices", "random-100m-bf16", "decode", 1, 512,
+                 s(16, 4), budget_s=s(5, 1), quick=False),
         Workload("decode-b8-100m", "decode b8 @512", "random-100m", "decode", 8, 512, s(16, 4), budget_s=s(6, 1)),
         Workload("prefill-4096-austen", "prefill 4096", "austen-lm", "prefill", 1, n=4096, budget_s=s(5, 1)),
         Workload("prefill-4096-100m", "prefill 4096", "random-100m", "prefill", 1, n=4096, reps=3, min_reps=2,
@@ -904,7 +934,8 @@ whole-sequence causal forward over the 4,096 tokens, which computes the same log
 - **engine ÷ peer**: engine rate ÷ peer rate at the same thread count; **> 1 means the engine is faster**.
 - **bound**: the best rate this machine allows, measured in the same run. Memory: bytes ÷ read
   bandwidth (`limits.c stream`: sums a 1 GiB array, best of the repetitions), where bytes per decode
-  step = 4 × parameters (every f32 weight read once per step, shared by the batch) + batch × state
+  step = the stored weight bytes (4 per f32 parameter, 2 per bf16 one; every weight read once per
+  step, shared by the batch) + batch × state
   bytes per sequence (the ring, the per-code sums U and counts N, the EMA state); prefill and
   classification read the weights at least once. Compute: model FLOPs ÷ FMA peak (`limits.c fma`:
   16 independent AVX-512 FMA chains per thread), with model FLOPs per token = the projections and
@@ -922,7 +953,12 @@ whole-sequence causal forward over the 4,096 tokens, which computes the same log
 
 
 def write_doc(res: dict) -> None:
-    DOC.write_text(DOC_HEAD + render(res))
+    """Rewrites everything below "## Last full run"; the page's text above it (its targets
+    section is written by hand from the table) is kept, or DOC_HEAD for a new page."""
+    marker = "## Last full run\n"
+    old = DOC.read_text() if DOC.is_file() else ""
+    head = old[:old.index(marker) + len(marker)] if marker in old else DOC_HEAD.rstrip("\n") + "\n"
+    DOC.write_text(head + "\n" + render(res))
 
 
 def main(argv=None) -> int:
@@ -942,7 +978,7 @@ def main(argv=None) -> int:
     args.argv = argv
     if args.list:
         for w in workloads(args.quick):
-            print(f"{w.id:26s} {w.title:18s} {w.model:12s}{'' if w.quick else '  (full runs only)'}")
+            print(f"{w.id:26s} {w.title:30s} {w.model:17s}{'' if w.quick else '  (full runs only)'}")
         return 0
     if args.show:
         path = Path(args.json)

@@ -80,6 +80,7 @@ int run_info(const InfoOptions& o) {
   if (o.json) {
     nlohmann::ordered_json j = {{"model", model->dir().string()}, {"config", raw}, {"fingerprint", c.fingerprint()},
                         {"parameters", model->parameter_count()}, {"weight_bytes", model->weight_bytes()},
+                        {"bf16_matrices", model->bf16_matrices()},
                         {"file_bytes", ec ? 0 : file_bytes}};
     if (lm) j["state_bytes_per_sequence"] = state_bytes;
     nlohmann::ordered_json p = nlohmann::ordered_json::array();
@@ -112,7 +113,11 @@ int run_info(const InfoOptions& o) {
                 c.prenorm ? "prenorm" : "postnorm", c.norm_eps,
                 c.final_norm_affine ? "" : ", final norm without affine");
     std::printf("parameters    %s\n", group_digits(model->parameter_count()).c_str());
-    std::printf("weights       %s bytes as run (f32)%s\n", group_digits(static_cast<int64_t>(model->weight_bytes())).c_str(),
+    const std::string as_run = model->bf16_matrices()
+                                   ? "bf16 for " + std::to_string(model->bf16_matrices()) + " matrices, f32 for the rest"
+                                   : "f32";
+    std::printf("weights       %s bytes as run (%s)%s\n", group_digits(static_cast<int64_t>(model->weight_bytes())).c_str(),
+                as_run.c_str(),
                 ec ? "" : ("; file " + group_digits(static_cast<int64_t>(file_bytes)) + " bytes").c_str());
     if (lm) {
       std::printf("state         %s bytes per sequence, whatever the context length\n",

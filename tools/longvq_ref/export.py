@@ -6,6 +6,7 @@
 
 Command line (run from tools/ or with tools/ on PYTHONPATH):
   /usr/bin/python3 -m longvq_ref.export random --config CONFIG.json --out models/NAME [--seed 0]
+  /usr/bin/python3 -m longvq_ref.export convert models/NAME --out models/NAME-bf16 --bf16
   /usr/bin/python3 -m longvq_ref.export info models/NAME
 """
 from __future__ import annotations
@@ -46,8 +47,9 @@ def save_model(model: LongVQModel, out_dir: str | Path, card: str | None = None,
     out.mkdir(parents=True, exist_ok=True)
     cfg = model.cfg
     tensors = {n: t.detach().to(torch.float32).cpu().numpy() for n, t in model.state_dict().items()}
-    # bf16 storage halves the bytes of the matrices; vectors and codebooks stay fp32.
-    bf16_names = {n for n, a in tensors.items() if bf16 and a.ndim == 2 and "codebook" not in n}
+    # bf16 storage halves the bytes of the weight matrices (the ones the engine's linear and
+    # embedding kernels stream); vectors, codebooks and EMA parameters stay fp32.
+    bf16_names = {n for n, a in tensors.items() if bf16 and a.ndim == 2 and n.endswith(".weight")}
     safetensors_io.write(out / "model.safetensors", tensors,
                          {"format": MODEL_FORMAT, "format_version": str(cfg.format_version)}, bf16=bf16_names)
     (out / "config.json").write_text(cfg.to_json())
@@ -182,6 +184,10 @@ def _main(argv=None) -> int:
     r.add_argument("--out", required=True, help="output model directory, e.g. models/random-100m")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--bf16", action="store_true", help="store matrices as bf16 (half the bytes)")
+    c = sub.add_parser("convert", help="re-save a model directory, e.g. with bf16 matrices (half the bytes)")
+    c.add_argument("model_dir")
+    c.add_argument("--out", required=True, help="output model directory, e.g. models/austen-lm-bf16")
+    c.add_argument("--bf16", action="store_true", help="store the weight matrices as bf16 (round to nearest even)")
     i = sub.add_parser("info", help="validate a model directory and print its config and size")
     i.add_argument("model_dir")
     args = p.parse_args(argv)
@@ -194,6 +200,17 @@ def _main(argv=None) -> int:
                 f"\nRandom weights (seed {args.seed}), codebooks fitted to the model's own keys: for "
                 f"benchmarks and tests only; it has learned nothing.\n\nMade by `python3 -m longvq_ref.export "
                 f"random --config {args.config} --out {args.out} --seed {args.seed}`.\n")
+            print(save_model(model, args.out, card=card, bf16=args.bf16))
+        elif args.cmd == "convert":
+            if Path(args.out).resolve() == Path(args.model_dir).resolve():
+                raise OSError(f"--out {args.out} is the input directory; write the converted model elsewhere")
+            model = load_model(args.model_dir, dtype=torch.float32)
+            card_path = Path(args.model_dir) / "README.md"
+            card = card_path.read_text() if card_path.exists() else default_card(model.cfg, Path(args.out).name)
+            card += (f"\n## Storage\n\nConverted from `{args.model_dir}` by `python3 -m longvq_ref.export convert"
+                     f"{' --bf16' if args.bf16 else ''}`" + (": weight matrices stored as bf16 (rounded to "
+                     "nearest even), everything else fp32; the engine streams them as bf16. Numbers above "
+                     "were measured on the fp32 original.\n" if args.bf16 else ".\n"))
             print(save_model(model, args.out, card=card, bf16=args.bf16))
         else:
             model = load_model(args.model_dir, dtype=torch.float32)

@@ -59,7 +59,10 @@ FIXTURES = {
         vocab_size=0, prenorm=False, embedding=EmbeddingConfig("real"), attention=AttentionConfig(6, 4, False),
         tokenizer=TokenizerConfig(kind="pixels", mean=0.2860, std=0.3530)),
     "cls_rmsnorm_w0_s1": lambda: _cls(norm="rmsnorm", ffn_dim=0, attention=AttentionConfig(1, 0, True)),
+    "lm_bf16_matrices": lambda: _lm(attention=AttentionConfig(8, 5, True)),
 }
+# Exported with bf16 matrices (export --bf16): expected values come from the stored bf16 weights.
+BF16_FIXTURES = {"lm_bf16_matrices"}
 LM_SHAPE = (2, 40)  # batch, length
 LM_PREFILL = 13  # the stored state is the one after this many tokens (mid-window, W ∤ 13)
 CLS_LENGTHS = [37, 20, 6]
@@ -104,8 +107,9 @@ def build_fixture(name: str, out_dir: Path, max_tries: int = 200) -> int:
     cfg = FIXTURES[name]()
     for seed in range(max_tries):
         save_model(random_model(cfg, seed=seed, calib_batch=2, calib_len=64), out_dir,
-                   card=f"# {name}\n\nA random tiny model for engine parity tests (seed {seed}).\n")
-        model = load_model(out_dir, dtype=torch.float64)  # exactly the stored fp32 weights
+                   card=f"# {name}\n\nA random tiny model for engine parity tests (seed {seed}).\n",
+                   bf16=name in BF16_FIXTURES)
+        model = load_model(out_dir, dtype=torch.float64)  # exactly the stored fp32 (or bf16) weights
         gen = torch.Generator().manual_seed(1000 + seed)
         inputs, extra, lengths = _inputs(cfg, gen)
         results = {}
