@@ -112,6 +112,10 @@ inline int64_t valid_length(const int32_t* lengths, int64_t b, int64_t n) {
   return lengths ? std::clamp<int64_t>(lengths[b], 0, n) : n;
 }
 
+// y[i] = silu(y[i]), vectorized for this machine's instruction set; bit-identical to silu()
+// (the same IEEE operations per lane). linear's SiLU epilogue (cpu_elementwise.cpp).
+void silu_in_place(float* y, int64_t n);
+
 // Per-family entry points (one file each).
 void embed_tokens(const OpCall&, const CpuContext&);
 void embed_real(const OpCall&, const CpuContext&);

@@ -124,6 +124,12 @@ void gated_residual(const OpCall& c, const CpuContext& ctx) {
   elementwise(c.inputs[0].numel(), ctx, 20.0, [&](int64_t lo, int64_t hi) { range(res, u, hx, hp, y, lo, hi); });
 }
 
+void silu_in_place(float* y, int64_t n) {
+  if (cpu_isa() == CpuIsa::avx512) return v_avx512::silu_range(y, n);
+  if (cpu_isa() == CpuIsa::avx2) return v_avx2::silu_range(y, n);
+  v_generic::silu_range(y, n);
+}
+
 void mean_pool(const OpCall& c, const CpuContext& ctx) {
   const int64_t B = c.inputs[0].shape[0], n = c.inputs[0].shape[1], d = c.inputs[0].shape[2];
   const float* x = in_f32(c, 0);

@@ -28,10 +28,18 @@ struct LinearArgs {
   Activation act;
 };
 
+// SiLU is left to the driver's vectorized epilogue (silu_rows); GELU (libm erf) stays scalar.
 template <class WT>
 inline void store(const LinearArgs<WT>& a, int64_t t, int64_t o, float acc) {
   if (a.b) acc += a.b[o];
-  a.y[t * a.N + o] = activate(a.act, acc);
+  a.y[t * a.N + o] = a.act == Activation::silu ? acc : activate(a.act, acc);
+}
+
+// y[t, o_lo:o_hi] = φ(·) for rows t_lo..t_hi of a finished tile (still in cache).
+template <class WT>
+inline void silu_rows(const LinearArgs<WT>& a, int64_t t_lo, int64_t t_hi, int64_t o_lo, int64_t o_hi) {
+  if (a.act != Activation::silu) return;
+  for (int64_t t = t_lo; t < t_hi; ++t) silu_in_place(a.y + t * a.N + o_lo, o_hi - o_lo);
 }
 
 template <int MR, int NR, class WT>
@@ -196,6 +204,7 @@ void gemv(const LinearArgs<WT>& a, const CpuContext& ctx, Kernel<WT> kernel) {
     const int64_t o_end = std::min(a.N, (ib + 1) * block);
     for (int64_t o = ib * block; o < o_end; o += NR)
       kernel(a, 0, 1, o, static_cast<int>(std::min<int64_t>(NR, o_end - o)));
+    silu_rows(a, 0, 1, ib * block, o_end);
   });
 }
 
@@ -211,6 +220,7 @@ void gemm(const LinearArgs<WT>& a, const CpuContext& ctx, Kernel<WT> kernel) {
       for (int64_t t = t_lo; t < t_hi; t += MR)
         kernel(a, t, static_cast<int>(std::min<int64_t>(MR, t_hi - t)), o,
                static_cast<int>(std::min<int64_t>(NR, o_hi - o)));
+    silu_rows(a, t_lo, t_hi, o_lo, o_hi);
   });
 }
 
