@@ -64,7 +64,10 @@ inline float fast_exp(float x) {
   p = p * r + 5.0000001201e-1f;
   const float er = p * r * r + r + 1.0f;
   const float y = er * std::bit_cast<float>((k + 127) << 23);  // · 2^k
-  return x == x ? y : x;                                    // NaN in, NaN out
+  // NaN in, NaN out, as a bit mask: a float compare-and-select here (x == x ? y : x) stops GCC
+  // from vectorizing every loop that calls fast_exp.
+  const uint32_t nan = (std::bit_cast<uint32_t>(x) & 0x7fffffffu) > 0x7f800000u ? 0xffffffffu : 0u;
+  return std::bit_cast<float>((std::bit_cast<uint32_t>(y) & ~nan) | (std::bit_cast<uint32_t>(x) & nan));
 }
 
 // log(x) for finite x > 0, relative error ~2e-7 (Cephes logf); branch-free like fast_exp.
