@@ -19,8 +19,13 @@ namespace longvq {
 enum class DType : uint8_t { f32, i32, i64, bf16 };
 size_t dtype_size(DType);
 const char* dtype_name(DType);
-// bf16 is the top half of an f32: widening is exact.
+// bf16 is the top half of an f32: widening is exact; narrowing rounds to nearest even, as the
+// exporter does (finite values).
 inline float bf16_to_f32(uint16_t b) { return std::bit_cast<float>(static_cast<uint32_t>(b) << 16); }
+inline uint16_t f32_to_bf16(float x) {
+  const uint32_t bits = std::bit_cast<uint32_t>(x);
+  return static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
 
 enum class OpKind : uint8_t {
   embed_tokens,   // out[t] = scale · table[tokens[t]]                          [T] i32, [V,d] → [T,d]

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cmath>
 #include <cstring>
 
 #include "loaders/safetensors.h"
@@ -38,11 +37,7 @@ void check_values(const std::filesystem::path& path, const std::string& name, co
         bad(codes ? "holds a code outside the codebook" : "holds a negative count");
     }
   } else if (t.dtype == FileDType::F32) {
-    float v;
-    for (size_t i = 0; i < t.nbytes / 4; ++i) {
-      std::memcpy(&v, static_cast<const char*>(static_cast<const void*>(t.data)) + 4 * i, 4);
-      if (!std::isfinite(v)) bad("holds a value that is not finite (" + std::to_string(v) + ")");
-    }
+    if (const auto nf = first_non_finite(t)) bad("holds a value that is not finite (" + std::to_string(nf->value) + ")");
   }
 }
 

@@ -1,8 +1,6 @@
 #include "loaders/model_file.h"
 
 #include <algorithm>
-#include <cmath>
-#include <cstring>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -73,21 +71,11 @@ void check_model_weights(const ModelConfig& cfg, const SafetensorsFile& weights)
                       "; model weights must be F32 or BF16, re-export the model");
     }
   }
-  for (const auto& t : want) {  // a NaN or infinite weight poisons every output: refuse it here
-    const TensorInfo& info = *weights.find(t.name);
-    std::vector<float> widened;
-    if (info.dtype != FileDType::F32) widened = to_f32(info);
-    const size_t count = info.dtype == FileDType::F32 ? info.nbytes / 4 : widened.size();
-    for (size_t i = 0; i < count; ++i) {
-      float v;
-      if (info.dtype == FileDType::F32) std::memcpy(&v, info.data + 4 * i, 4);  // no alignment assumed
-      else v = widened[i];
-      if (!std::isfinite(v))
-        throw LoadError(K::bad_value, where, t.name,
-                        "tensor '" + t.name + "' holds " + std::to_string(v) + " at element " + std::to_string(i) +
-                            "; the file is corrupt, re-export the model");
-    }
-  }
+  for (const auto& t : want)  // a NaN or infinite weight poisons every output: refuse it here
+    if (const auto bad = first_non_finite(*weights.find(t.name)))
+      throw LoadError(K::bad_value, where, t.name,
+                      "tensor '" + t.name + "' holds " + std::to_string(bad->value) + " at element " +
+                          std::to_string(bad->index) + "; the file is corrupt, re-export the model");
 }
 
 ModelFile load_model_dir(const std::filesystem::path& dir, LoadMode mode) {

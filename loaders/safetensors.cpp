@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <new>
 #include <string>
@@ -361,6 +362,23 @@ std::vector<float> widen(const TensorInfo& t, const std::string& file, const std
 }  // namespace
 
 std::vector<float> to_f32(const TensorInfo& t) { return widen(t, "", ""); }
+
+std::optional<NonFinite> first_non_finite(const TensorInfo& t) {
+  auto scan = [](size_t count, auto value_at) -> std::optional<NonFinite> {
+    for (size_t i = 0; i < count; ++i)
+      if (const float v = value_at(i); !std::isfinite(v)) return NonFinite{i, v};
+    return std::nullopt;
+  };
+  if (t.dtype != FileDType::F32) {
+    const std::vector<float> wide = to_f32(t);
+    return scan(wide.size(), [&](size_t i) { return wide[i]; });
+  }
+  return scan(t.nbytes / 4, [&](size_t i) {
+    float v;
+    std::memcpy(&v, t.data + 4 * i, 4);  // no alignment assumed
+    return v;
+  });
+}
 
 std::vector<float> to_f32(const SafetensorsFile& file, std::string_view name) {
   return widen(file.at(name), file.path().string(), std::string(name));

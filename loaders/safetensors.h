@@ -95,4 +95,11 @@ class SafetensorsFile {
 std::vector<float> to_f32(const TensorInfo& t);
 std::vector<float> to_f32(const SafetensorsFile& file, std::string_view name);
 
+// The first NaN or infinity of an F32, F16 or BF16 tensor (its element index and value), if any.
+struct NonFinite {
+  size_t index;
+  float value;
+};
+std::optional<NonFinite> first_non_finite(const TensorInfo& t);
+
 }  // namespace longvq

@@ -4,7 +4,6 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
-#include <bit>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -36,11 +35,6 @@ struct TempModelDir {
   }
 };
 
-uint16_t round_to_bf16(float x) {  // nearest even, as the exporter's f32_to_bf16
-  const uint32_t bits = std::bit_cast<uint32_t>(x);
-  return static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
-}
-
 // Copies model `src` to `dst`, every tensor as F32 (widened) or, with to_bf16, every 2-D
 // "*.weight" as BF16 (the exporter's rule).
 void copy_model(const fs::path& src, const fs::path& dst, bool to_bf16) {
@@ -54,7 +48,7 @@ void copy_model(const fs::path& src, const fs::path& dst, bool to_bf16) {
     const bool half = to_bf16 && info.shape.size() == 2 && name.ends_with(".weight");
     if (half) {
       bf16s.emplace_back(f32s.back().size());
-      std::transform(f32s.back().begin(), f32s.back().end(), bf16s.back().begin(), round_to_bf16);
+      std::transform(f32s.back().begin(), f32s.back().end(), bf16s.back().begin(), f32_to_bf16);
       out.push_back({name, "BF16", info.shape, bf16s.back().data(), bf16s.back().size() * 2});
     } else {
       out.push_back({name, "F32", info.shape, f32s.back().data(), f32s.back().size() * 4});

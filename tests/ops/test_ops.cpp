@@ -12,7 +12,6 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
-#include <bit>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -94,10 +93,7 @@ Buffer f32(Rng& r, std::vector<int64_t> shape, float lo = -1.0f, float hi = 1.0f
 // A bf16 weight matrix (random f32 values rounded to nearest even), and its exact f32 widening.
 Buffer bf16(Rng& r, std::vector<int64_t> shape, float lo = -1.0f, float hi = 1.0f) {
   Buffer b(DType::bf16, std::move(shape));
-  for (int64_t i = 0; i < b.numel(); ++i) {
-    const uint32_t bits = std::bit_cast<uint32_t>(r.uni(lo, hi));
-    b.as<uint16_t>()[i] = static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
-  }
+  for (int64_t i = 0; i < b.numel(); ++i) b.as<uint16_t>()[i] = f32_to_bf16(r.uni(lo, hi));
   return b;
 }
 Buffer widened(const Buffer& b16) {
