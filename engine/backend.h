@@ -25,6 +25,9 @@ class Backend {
   // True when linear and embed_tokens take bf16 weight matrices; otherwise a model's BF16
   // matrices are widened to f32 at load (same values: bf16 → f32 is exact).
   virtual bool bf16_weights() const { return false; }
+  // True when linear reads its W as panels (op.h: pack_linear_panels): the model then packs a
+  // copy of every linear matrix once at load and passes it as linear's W_panels input.
+  virtual bool wants_linear_panels() const { return false; }
   // "" when this backend can run `call`, else why not (checked once per graph node).
   virtual std::string unsupported_reason(const OpCall& call) const = 0;
   virtual void* allocate(size_t bytes) = 0;  // zero-filled, aligned to 64 bytes

@@ -18,6 +18,7 @@ class CpuBackend final : public Backend {
   std::string name() const override { return "cpu (" + std::to_string(ctx_.threads) + " threads)"; }
   bool host_memory() const override { return true; }
   bool bf16_weights() const override { return true; }
+  bool wants_linear_panels() const override { return true; }
   std::string unsupported_reason(const OpCall&) const override { return ""; }
   void* allocate(size_t bytes) override {
     size_t rounded = (bytes + 63) / 64 * 64;

@@ -45,12 +45,16 @@ class Builder {
     return g_.add(OpKind::norm, p, {x, w, b, rm, rv}, name, {kBatch, kSeq, width}, "Norm(x)  " + prefix);
   }
 
+  // {x, W, b?, W_panels?}: the panels exist when the backend asked for them at load.
+  std::vector<int> linear_inputs(int x, const std::string& prefix, bool bias) {
+    return {x, weight(prefix + "weight"), bias ? weight(prefix + "bias") : -1, optional_weight(prefix + "weight.panels")};
+  }
+
   int linear(int x, const std::string& prefix, Activation act, const std::string& name, int64_t out,
              const std::string& ref, bool bias = true) {
     OpParams p;
     p.activation = act;
-    return g_.add(OpKind::linear, p, {x, weight(prefix + "weight"), bias ? weight(prefix + "bias") : -1}, name,
-                  {kBatch, kSeq, out}, ref);
+    return g_.add(OpKind::linear, p, linear_inputs(x, prefix, bias), name, {kBatch, kSeq, out}, ref);
   }
 
   const Model& m_;
@@ -161,10 +165,9 @@ Graph build_graph(const Model& model, GraphKind kind, int64_t max_batch, int64_t
     const int rep = g.add(OpKind::mean_pool, {}, {x, lengths}, "rep", {kBatch, d}, "rep = mean over valid positions");
     OpParams gelu;
     gelu.activation = Activation::gelu;
-    const int hid = g.add(OpKind::linear, gelu,
-                          {rep, b.weight("classifier.hidden.weight"), b.weight("classifier.hidden.bias")},
-                          "classifier_hidden", {kBatch, c.classifier->hidden}, "hidden = gelu(classifier.hidden(rep))");
-    logits = g.add(OpKind::linear, {}, {hid, b.weight("classifier.out.weight"), -1}, "logits",
+    const int hid = g.add(OpKind::linear, gelu, b.linear_inputs(rep, "classifier.hidden.", true), "classifier_hidden",
+                          {kBatch, c.classifier->hidden}, "hidden = gelu(classifier.hidden(rep))");
+    logits = g.add(OpKind::linear, {}, b.linear_inputs(hid, "classifier.out.", false), "logits",
                    {kBatch, c.classifier->num_classes}, "logits = classifier.out(hidden)");
   }
   g.mark_output(logits);

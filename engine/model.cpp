@@ -17,6 +17,13 @@ bool runs_as_bf16(const std::string& name, const TensorInfo& info) {
   return info.shape.size() == 2 && name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0;
 }
 
+// The matrices linear reads: the 2-D "*.weight"s but the token table, which feeds embed_tokens
+// and is also the LM head only when tied.
+bool feeds_linear(const std::string& name, const TensorInfo& info, const ModelConfig& c) {
+  if (name == "embed.weight") return c.tie_embeddings && c.task == ModelConfig::Task::lm;
+  return runs_as_bf16(name, info);
+}
+
 }  // namespace
 
 const char* backend_kind_name(BackendKind kind) { return kind == BackendKind::cuda ? "cuda" : "cpu"; }
@@ -83,6 +90,14 @@ std::shared_ptr<const Model> Model::load(const std::filesystem::path& dir, const
     m->bf16_matrices_ += stays_bf16;
     const bool aligned = reinterpret_cast<uintptr_t>(host) % dtype_size(dtype) == 0;
     keep(name, info.shape, host, dtype, /*in_place=*/as_stored && aligned && be.host_memory());
+    if (be.wants_linear_panels() && feeds_linear(name, info, m->config_)) {
+      const TensorRef& w = m->weights_.at(name);
+      TensorRef panels{nullptr, dtype, linear_panels_shape(w.shape[0], w.shape[1])};
+      std::vector<unsigned char> packed(panels.nbytes());
+      pack_linear_panels(TensorRef{const_cast<void*>(host), dtype, w.shape}, packed.data());
+      keep(name + ".panels", panels.shape, packed.data(), dtype, false);
+      m->panel_bytes_ += panels.nbytes();
+    }
   }
 
   // Derived EMA coefficients (design page §2.2), in double then rounded once:

@@ -3,7 +3,8 @@
 // One Model may be shared by any number of threads (each with its own Session and State):
 // nothing in it changes after load(). Weights are used in place when the backend works in host
 // memory and the file is mmap'd F32; otherwise they are converted to F32 and uploaded once.
-// BF16 weight matrices stay BF16 on backends that run them (CPU): half the bytes per token.
+// BF16 weight matrices stay BF16 on backends that run them (CPU): half the bytes per token. A
+// backend that wants linear matrices as panels (CPU) gets a packed copy of each, made here once.
 #pragma once
 
 #include <filesystem>
@@ -44,6 +45,7 @@ class Model {
   bool has_weight(const std::string& name) const { return weights_.count(name) > 0; }
   size_t weight_bytes() const { return weight_bytes_; }  // bytes of the file's tensors as run (f32 or bf16)
   int bf16_matrices() const { return bf16_matrices_; }    // how many weights run as bf16
+  size_t panel_bytes() const { return panel_bytes_; }     // linear matrices repacked for the backend (op.h)
   int64_t parameter_count() const { return parameters_; }
   const std::filesystem::path& dir() const { return dir_; }
 
@@ -62,6 +64,7 @@ class Model {
   std::map<std::string, TensorRef> weights_;
   size_t weight_bytes_ = 0;
   int bf16_matrices_ = 0;
+  size_t panel_bytes_ = 0;
   int64_t parameters_ = 0;
 };
 

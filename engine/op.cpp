@@ -1,5 +1,6 @@
 #include "engine/op.h"
 
+#include <cstring>
 #include <stdexcept>
 
 namespace longvq {
@@ -40,6 +41,26 @@ int64_t TensorRef::numel() const {
 
 int64_t TensorRef::rows() const { return shape.empty() ? 1 : numel() / shape.back(); }
 int64_t TensorRef::cols() const { return shape.empty() ? 1 : shape.back(); }
+
+std::vector<int64_t> linear_panels_shape(int64_t out, int64_t in) {
+  return {(out + kLinearPanel - 1) / kLinearPanel, in, kLinearPanel};
+}
+
+void pack_linear_panels(const TensorRef& W, void* dst) {
+  const int64_t out = W.shape.at(0), in = W.shape.at(1);
+  const size_t size = dtype_size(W.dtype);
+  const auto* src = static_cast<const unsigned char*>(W.data);
+  auto* panels = static_cast<unsigned char*>(dst);
+  const int64_t count = linear_panels_shape(out, in)[0];
+  for (int64_t p = 0; p < count; ++p)
+    for (int64_t k = 0; k < in; ++k)
+      for (int64_t j = 0; j < kLinearPanel; ++j) {
+        const int64_t o = p * kLinearPanel + j;
+        unsigned char* to = panels + ((p * in + k) * kLinearPanel + j) * size;
+        if (o < out) std::memcpy(to, src + (o * in + k) * size, size);
+        else std::memset(to, 0, size);
+      }
+}
 
 bool op_allows_in_place(OpKind op, int in) {
   switch (op) {

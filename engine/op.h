@@ -31,7 +31,7 @@ enum class OpKind : uint8_t {
   embed_tokens,   // out[t] = scale · table[tokens[t]]                          [T] i32, [V,d] → [T,d]
   embed_real,     // out[t] = x[t]·w + b                                        [T], [d], [d] → [T,d]
   norm,           // layer/scale/rms/batch norm over the last axis              [T,d] (+params) → [T,d]
-  linear,         // y = act(x·Wᵀ + b)                                          [T,in], [out,in], [out]? → [T,out]
+  linear,         // y = act(x·Wᵀ + b)                                          [T,in], [out,in], [out]?, panels? → [T,out]
   ema,            // X' = φ(EMA(x) + ω·x), causal or bidirectional, optional state   see below
   mix_gates,      // split φ/σ of mx_proj's output into u, q, k, r, hx          [T,2d+e+h] → 5 outputs
   vq_codes,       // c = argmin_s ||k − C_s||² (ties → lowest s)                 [T,e], [S,e] → [T] i32
@@ -80,7 +80,9 @@ struct TensorRef {
 // norm:          x, weight?, bias? (layer/batch), scalar? (scalenorm: weight slot holds it),
 //                running_mean?, running_var? (batch)            → y
 //                layout: {x, weight, bias, running_mean, running_var}
-// linear:        {x, W, b?}                                     → {y}
+// linear:        {x, W, b?, W_panels?}                          → {y}
+//                W_panels: the same W in 16-output panels (pack_linear_panels), same dtype; a
+//                backend that says wants_linear_panels() reads it instead of W
 // ema:           {x [B,n,d], q [D',N], pb [D',N], g [D',N], omega [d], lengths [B]?, state [B,d,N]?}
 //                → {y [B,n,d]}; D' = 2d when bidirectional; stateful: state is read and
 //                overwritten with the state after the chunk (causal only)
@@ -98,6 +100,13 @@ struct OpCall {
   std::vector<TensorRef> inputs;
   std::vector<TensorRef> outputs;
 };
+
+// linear's W in panels of kLinearPanel outputs, [ceil(out/16), in, 16] with zero-padded outputs:
+// out rows o = 16p..16p+15 of W, transposed, so a kernel that walks `in` reads 16 consecutive
+// outputs per step (one vector). A layout of the same values: packing is exact.
+inline constexpr int64_t kLinearPanel = 16;
+std::vector<int64_t> linear_panels_shape(int64_t out, int64_t in);
+void pack_linear_panels(const TensorRef& W, void* dst);  // W [out, in] f32 or bf16 → panels, same dtype
 
 // True when output 0 may share memory with input `in` (elementwise ops); the planner uses it.
 bool op_allows_in_place(OpKind op, int in);

@@ -32,7 +32,7 @@ const char* role(const OpCall& c, bool out, size_t i) {
   static const char* const embed_tokens_in[] = {"tokens", "table"};
   static const char* const embed_real_in[] = {"x", "weight", "bias"};
   static const char* const norm_in[] = {"x", "weight", "bias", "running_mean", "running_var"};
-  static const char* const linear_in[] = {"x", "W", "b"};
+  static const char* const linear_in[] = {"x", "W", "b", "W_panels"};
   static const char* const ema_in[] = {"x", "q", "pb", "g", "omega", "lengths", "state"};
   static const char* const gates_in[] = {"mx", "qk_scale", "qk_offset"};
   static const char* const gates_out[] = {"u", "q", "k", "r", "hx"};
@@ -256,7 +256,7 @@ void check_norm(const OpCall& c, const Checker& k) {
 }
 
 void check_linear(const Checker& k) {
-  k.arity(3, 1);
+  k.arity(4, 1);
   k.min_rank(IN, 0, 1, F32);
   const int64_t in = k.in(0).cols();
   const DType wt = k.matrix_dtype(1);
@@ -264,6 +264,7 @@ void check_linear(const Checker& k) {
   const int64_t out = k.in(1).shape[0];
   k.tensor(IN, 1, wt, {out, in}, "[out, in] (in from x)");
   if (k.has(2)) k.tensor(IN, 2, F32, {out}, "[out]");
+  if (k.has(3)) k.tensor(IN, 3, wt, linear_panels_shape(out, in), "[ceil(out/16), in, 16], W's dtype");
   k.tensor(OUT, 0, F32, concat(leading(k.in(0).shape), {out}), "x.shape[:-1] + [out]");
 }
 

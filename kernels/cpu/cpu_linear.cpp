@@ -1,16 +1,18 @@
 // linear: y = act(x·Wᵀ + b), W stored [out, in].
 //
-// x and W both keep `in` contiguous, so every output is a dot product of two rows. A register-
-// blocked microkernel computes MR rows of x against NR rows of W with MR·NR vector accumulators
-// over the whole `in` axis (a masked load takes the tail), then reduces each accumulator's lanes
-// in a fixed order. T == 1 (decode) is a GEMV: parallel over blocks of output rows. T > 1 is a
-// GEMM over fixed 64-row tiles of x × (16·NR)-row tiles of W, parallel over tiles; a tile's x rows
-// stay in L2 while W's micro-panels stream through L1. Edge tiles repeat the last valid row
-// pointer instead of using a different kernel, so each output's arithmetic depends on neither
-// the tiling nor the thread count. Paths: AVX-512, AVX2+FMA (intrinsics, chosen at run time) and a
-// portable one that GCC vectorizes. W may be bf16 (WT = uint16_t): each weight is widened in
-// registers right after its load (exact), so a bf16 W gives bit for bit the result of its f32
-// widening, with half the bytes streamed.
+// The kernels read W as panels (op.h: pack_linear_panels): 16 outputs side by side for each
+// input k, so one vector load brings W[o..o+15][k] and every output is a single chain
+//     acc = 0;  for k = 0, 1, …, K−1:  acc = fma(x[k], W[o][k], acc);   y = act(acc + b[o])
+// vectorized across outputs, with no horizontal sums. That chain is the whole definition of an
+// output's arithmetic: the microkernels differ only in how many rows of x (MR) and panels (NV)
+// they keep in registers, and long K is cut into blocks whose partial sums go through y and come
+// back unchanged (a float store and load are exact). So GEMV (decode, T = 1) and GEMM (prefill,
+// classification) give bit-identical outputs, whatever the tiling or the thread count.
+// Paths: AVX-512, AVX2+FMA (intrinsics, chosen at run time) and a portable one that GCC
+// vectorizes (multiply then add: without FMA hardware a fused step would be a libm call). W may
+// be bf16 (WT = uint16_t): each weight is widened in registers right after its load (exact), so a
+// bf16 W gives bit for bit the result of its f32 widening, with half the bytes streamed. When the
+// caller passes no panels (op tests, other callers), the driver packs W into scratch first.
 #include <immintrin.h>
 
 #include "kernels/cpu/cpu_common.h"
@@ -18,229 +20,267 @@
 namespace longvq::cpu {
 namespace {
 
+constexpr int64_t P = kLinearPanel;  // outputs per panel
+
 template <class WT>
 struct LinearArgs {
-  const float* x;
-  const WT* W;
-  const float* b;
-  float* y;
-  int64_t T, K, N;
-  Activation act;
+  const float* x;  // [T, K]
+  const WT* W;     // panels [NP, K, 16]
+  const float* b;  // [N] or null
+  float* y;        // [T, N]
+  int64_t T, K, N, NP;
 };
 
-// SiLU is left to the driver's vectorized epilogue (silu_rows); GELU (libm erf) stays scalar.
-template <class WT>
-inline void store(const LinearArgs<WT>& a, int64_t t, int64_t o, float acc) {
-  if (a.b) acc += a.b[o];
-  a.y[t * a.N + o] = a.act == Activation::silu ? acc : activate(a.act, acc);
-}
+// One microkernel call: rows t0..t0+rows−1 (rows ≤ MR; missing rows repeat the last one and are
+// not stored), panels p0..p0+NV−1, inputs k_lo..k_hi−1. k_lo > 0 continues the partial sums in y;
+// k_hi == K adds the bias.
+struct Block {
+  int64_t t0;
+  int rows;
+  int64_t p0, k_lo, k_hi;
+};
 
-// y[t, o_lo:o_hi] = φ(·) for rows t_lo..t_hi of a finished tile (still in cache).
-template <class WT>
-inline void silu_rows(const LinearArgs<WT>& a, int64_t t_lo, int64_t t_hi, int64_t o_lo, int64_t o_hi) {
-  if (a.act != Activation::silu) return;
-  for (int64_t t = t_lo; t < t_hi; ++t) silu_in_place(a.y + t * a.N + o_lo, o_hi - o_lo);
-}
+// Lanes of panel p that are real outputs (the last panel may be padded).
+inline int valid_lanes(int64_t N, int64_t p) { return static_cast<int>(std::min<int64_t>(P, N - p * P)); }
 
-template <int MR, int NR, class WT>
-inline void row_pointers(const LinearArgs<WT>& a, int64_t t0, int rows, int64_t o0, int cols, const float* (&xr)[MR],
-                         const WT* (&wr)[NR]) {
-  for (int r = 0; r < MR; ++r) xr[r] = a.x + (t0 + std::min(r, rows - 1)) * a.K;
-  for (int c = 0; c < NR; ++c) wr[c] = a.W + (o0 + std::min(c, cols - 1)) * a.K;
+template <int MR, class WT>
+inline void row_pointers(const LinearArgs<WT>& a, const Block& blk, const float* (&xr)[MR]) {
+  for (int r = 0; r < MR; ++r) xr[r] = a.x + (blk.t0 + std::min(r, blk.rows - 1)) * a.K;
 }
 
 // --- portable ---------------------------------------------------------------------------------
 inline float widen(float w) { return w; }
 inline float widen(uint16_t w) { return bf16_to_f32(w); }
 
-template <int MR, int NR, class WT>
-void kernel_generic(const LinearArgs<WT>& a, int64_t t0, int rows, int64_t o0, int cols) {
+template <int MR, int NV, class WT>
+void kernel_generic(const LinearArgs<WT>& a, const Block& blk) {
   const float* xr[MR];
-  const WT* wr[NR];
-  row_pointers<MR, NR>(a, t0, rows, o0, cols, xr, wr);
-  const int64_t K = a.K;
-  float acc[MR][NR][8] = {};
-  int64_t k = 0;
-  for (; k + 8 <= K; k += 8)
-    for (int r = 0; r < MR; ++r)
-      for (int c = 0; c < NR; ++c)
-        for (int l = 0; l < 8; ++l) acc[r][c][l] += xr[r][k + l] * widen(wr[c][k + l]);
-  for (int r = 0; r < rows; ++r)
-    for (int c = 0; c < cols; ++c) {
-      const float* v = acc[r][c];
-      float s = ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
-      for (int64_t kk = k; kk < K; ++kk) s += xr[r][kk] * widen(wr[c][kk]);
-      store(a, t0 + r, o0 + c, s);
+  row_pointers<MR>(a, blk, xr);
+  float acc[MR][NV][P] = {};
+  if (blk.k_lo > 0)
+    for (int r = 0; r < blk.rows; ++r)
+      for (int v = 0; v < NV; ++v) {
+        const int64_t p = blk.p0 + v;
+        std::copy_n(a.y + (blk.t0 + r) * a.N + p * P, valid_lanes(a.N, p), acc[r][v]);
+      }
+  for (int64_t k = blk.k_lo; k < blk.k_hi; ++k)
+    for (int r = 0; r < MR; ++r) {
+      const float xk = xr[r][k];
+      for (int v = 0; v < NV; ++v) {
+        const WT* w = a.W + ((blk.p0 + v) * a.K + k) * P;
+        for (int j = 0; j < P; ++j) acc[r][v][j] = acc[r][v][j] + xk * widen(w[j]);
+      }
+    }
+  const bool last = blk.k_hi == a.K;
+  for (int r = 0; r < blk.rows; ++r)
+    for (int v = 0; v < NV; ++v) {
+      const int64_t p = blk.p0 + v;
+      float* y = a.y + (blk.t0 + r) * a.N + p * P;
+      for (int j = 0; j < valid_lanes(a.N, p); ++j) y[j] = last && a.b ? acc[r][v][j] + a.b[p * P + j] : acc[r][v][j];
     }
 }
 
-// --- AVX2 + FMA -----------------------------------------------------------------------------
-__attribute__((target("avx2,fma"))) inline float hsum256(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-  return _mm_cvtss_f32(s);
-}
-
-// 8 weights as f32; the masked form loads the first n < 8 and zeroes the rest.
-__attribute__((target("avx2,fma"))) inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
-__attribute__((target("avx2,fma"))) inline __m256 load8(const uint16_t* p) {
+// --- AVX2 + FMA: a panel is two 8-lane halves ---------------------------------------------------
+#define LONGVQ_AVX2 __attribute__((target("avx2,fma")))
+LONGVQ_AVX2 inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+LONGVQ_AVX2 inline __m256 load8(const uint16_t* p) {
   const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
 }
-__attribute__((target("avx2,fma"))) inline __m256 load8_first(const float* p, __m256i mask, int64_t) {
-  return _mm256_maskload_ps(p, mask);
-}
-__attribute__((target("avx2,fma"))) inline __m256 load8_first(const uint16_t* p, __m256i, int64_t n) {
-  uint16_t tail[8] = {};  // AVX2 has no 16-bit masked load
-  for (int64_t i = 0; i < n; ++i) tail[i] = p[i];
-  return load8(tail);
+// Lane mask of the first n (≤ 8, may be ≤ 0) lanes.
+LONGVQ_AVX2 inline __m256i first_lanes8(int n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-template <int MR, int NR, class WT>
-__attribute__((target("avx2,fma"))) void kernel_avx2(const LinearArgs<WT>& a, int64_t t0, int rows, int64_t o0,
-                                                      int cols) {
+template <int MR, int NV, class WT>
+LONGVQ_AVX2 void kernel_avx2(const LinearArgs<WT>& a, const Block& blk) {
   const float* xr[MR];
-  const WT* wr[NR];
-  row_pointers<MR, NR>(a, t0, rows, o0, cols, xr, wr);
-  const int64_t K = a.K;
-  __m256 acc[MR][NR];
+  row_pointers<MR>(a, blk, xr);
+  __m256i mask[NV][2];
+  for (int v = 0; v < NV; ++v) {
+    const int n = valid_lanes(a.N, blk.p0 + v);
+    mask[v][0] = first_lanes8(n);
+    mask[v][1] = first_lanes8(n - 8);
+  }
+  __m256 acc[MR][NV][2];
   for (int r = 0; r < MR; ++r)
-    for (int c = 0; c < NR; ++c) acc[r][c] = _mm256_setzero_ps();
-  int64_t k = 0;
-  for (; k + 8 <= K; k += 8) {
-    __m256 wv[NR];
-    for (int c = 0; c < NR; ++c) wv[c] = load8(wr[c] + k);
+    for (int v = 0; v < NV; ++v)
+      for (int h = 0; h < 2; ++h)
+        acc[r][v][h] = blk.k_lo > 0 && r < blk.rows
+                           ? _mm256_maskload_ps(a.y + (blk.t0 + r) * a.N + (blk.p0 + v) * P + 8 * h, mask[v][h])
+                           : _mm256_setzero_ps();
+  const WT* w0 = a.W + blk.p0 * a.K * P;
+  for (int64_t k = blk.k_lo; k < blk.k_hi; ++k) {
+    __m256 w[NV][2];
+    for (int v = 0; v < NV; ++v)
+      for (int h = 0; h < 2; ++h) w[v][h] = load8(w0 + (v * a.K + k) * P + 8 * h);
     for (int r = 0; r < MR; ++r) {
-      const __m256 xv = _mm256_loadu_ps(xr[r] + k);
-      for (int c = 0; c < NR; ++c) acc[r][c] = _mm256_fmadd_ps(xv, wv[c], acc[r][c]);
+      const __m256 xb = _mm256_broadcast_ss(xr[r] + k);
+      for (int v = 0; v < NV; ++v)
+        for (int h = 0; h < 2; ++h) acc[r][v][h] = _mm256_fmadd_ps(xb, w[v][h], acc[r][v][h]);
     }
   }
-  if (k < K) {
-    const __m256i mask =
-        _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(K - k)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    __m256 wv[NR];
-    for (int c = 0; c < NR; ++c) wv[c] = load8_first(wr[c] + k, mask, K - k);
-    for (int r = 0; r < MR; ++r) {
-      const __m256 xv = _mm256_maskload_ps(xr[r] + k, mask);
-      for (int c = 0; c < NR; ++c) acc[r][c] = _mm256_fmadd_ps(xv, wv[c], acc[r][c]);
-    }
-  }
-  for (int r = 0; r < rows; ++r)
-    for (int c = 0; c < cols; ++c) store(a, t0 + r, o0 + c, hsum256(acc[r][c]));
+  const bool bias = blk.k_hi == a.K && a.b;
+  for (int r = 0; r < blk.rows; ++r)
+    for (int v = 0; v < NV; ++v)
+      for (int h = 0; h < 2; ++h) {
+        const int64_t o = (blk.p0 + v) * P + 8 * h;
+        __m256 out = acc[r][v][h];
+        if (bias) out = _mm256_add_ps(out, _mm256_maskload_ps(a.b + o, mask[v][h]));
+        _mm256_maskstore_ps(a.y + (blk.t0 + r) * a.N + o, mask[v][h], out);
+      }
 }
+#undef LONGVQ_AVX2
 
-// --- AVX-512 ----------------------------------------------------------------------------------
-// (Through memory: GCC 12's 512→256-bit cast and extract intrinsics warn -Wmaybe-uninitialized.)
-__attribute__((target("avx512f,avx2,fma"))) inline float hsum512(__m512 v) {
-  alignas(64) float t[16];
-  _mm512_store_ps(t, v);
-  return hsum256(_mm256_add_ps(_mm256_load_ps(t), _mm256_load_ps(t + 8)));
-}
-
+// --- AVX-512: a panel is one vector -------------------------------------------------------------
 #define LONGVQ_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
 LONGVQ_AVX512 inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
 // (maskz forms with a full mask: the plain ones read _mm512_undefined, which GCC 12 warns about.)
-LONGVQ_AVX512 inline __m512 widen16(__m256i bf16) {
+LONGVQ_AVX512 inline __m512 load16(const uint16_t* p) {
   const __mmask16 all = 0xFFFF;
+  const __m256i bf16 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
   return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(all, _mm512_maskz_cvtepu16_epi32(all, bf16), 16));
 }
-LONGVQ_AVX512 inline __m512 load16(const uint16_t* p) {
-  return widen16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-}
-LONGVQ_AVX512 inline __m512 load16_first(const float* p, __mmask16 mask) { return _mm512_maskz_loadu_ps(mask, p); }
-LONGVQ_AVX512 inline __m512 load16_first(const uint16_t* p, __mmask16 mask) {
-  return widen16(_mm256_maskz_loadu_epi16(mask, p));
-}
 
-template <int MR, int NR, class WT>
-LONGVQ_AVX512 void kernel_avx512(const LinearArgs<WT>& a, int64_t t0, int rows, int64_t o0, int cols) {
+template <int MR, int NV, class WT>
+LONGVQ_AVX512 void kernel_avx512(const LinearArgs<WT>& a, const Block& blk) {
   const float* xr[MR];
-  const WT* wr[NR];
-  row_pointers<MR, NR>(a, t0, rows, o0, cols, xr, wr);
-  const int64_t K = a.K;
-  __m512 acc[MR][NR];
+  row_pointers<MR>(a, blk, xr);
+  __mmask16 mask[NV];
+  for (int v = 0; v < NV; ++v) mask[v] = static_cast<__mmask16>((1u << valid_lanes(a.N, blk.p0 + v)) - 1u);
+  __m512 acc[MR][NV];
   for (int r = 0; r < MR; ++r)
-    for (int c = 0; c < NR; ++c) acc[r][c] = _mm512_setzero_ps();
-  int64_t k = 0;
-  for (; k + 16 <= K; k += 16) {
-    __m512 wv[NR];
-    for (int c = 0; c < NR; ++c) wv[c] = load16(wr[c] + k);
+    for (int v = 0; v < NV; ++v)
+      acc[r][v] = blk.k_lo > 0 && r < blk.rows
+                      ? _mm512_maskz_loadu_ps(mask[v], a.y + (blk.t0 + r) * a.N + (blk.p0 + v) * P)
+                      : _mm512_setzero_ps();
+  const WT* w0 = a.W + blk.p0 * a.K * P;
+  for (int64_t k = blk.k_lo; k < blk.k_hi; ++k) {
+    __m512 w[NV];
+    for (int v = 0; v < NV; ++v) w[v] = load16(w0 + (v * a.K + k) * P);
     for (int r = 0; r < MR; ++r) {
-      const __m512 xv = _mm512_loadu_ps(xr[r] + k);
-      for (int c = 0; c < NR; ++c) acc[r][c] = _mm512_fmadd_ps(xv, wv[c], acc[r][c]);
+      const __m512 xb = _mm512_set1_ps(xr[r][k]);
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(xb, w[v], acc[r][v]);
     }
   }
-  if (k < K) {
-    const __mmask16 mask = static_cast<__mmask16>((1u << (K - k)) - 1u);
-    __m512 wv[NR];
-    for (int c = 0; c < NR; ++c) wv[c] = load16_first(wr[c] + k, mask);
-    for (int r = 0; r < MR; ++r) {
-      const __m512 xv = _mm512_maskz_loadu_ps(mask, xr[r] + k);
-      for (int c = 0; c < NR; ++c) acc[r][c] = _mm512_fmadd_ps(xv, wv[c], acc[r][c]);
+  const bool bias = blk.k_hi == a.K && a.b;
+  for (int r = 0; r < blk.rows; ++r)
+    for (int v = 0; v < NV; ++v) {
+      const int64_t o = (blk.p0 + v) * P;
+      __m512 out = acc[r][v];
+      if (bias) out = _mm512_add_ps(out, _mm512_maskz_loadu_ps(mask[v], a.b + o));
+      _mm512_mask_storeu_ps(a.y + (blk.t0 + r) * a.N + o, mask[v], out);
     }
-  }
-  for (int r = 0; r < rows; ++r)
-    for (int c = 0; c < cols; ++c) store(a, t0 + r, o0 + c, hsum512(acc[r][c]));
 }
-
 #undef LONGVQ_AVX512
 
 // --- drivers --------------------------------------------------------------------------------
 template <class WT>
-using Kernel = void (*)(const LinearArgs<WT>&, int64_t, int, int64_t, int);
+using Kernel = void (*)(const LinearArgs<WT>&, const Block&);
 
-// T == 1: output rows in blocks of 8·NR, parallel over blocks. A GEMV is bound by streaming its
-// weights (each used once), not by its flops: its cost counts 2 per weight byte, the time a
-// core takes to bring a byte in from the last-level cache, so that a 128 × 256 f32 matrix
-// (128 KiB) already splits. The static split gives each thread the same rows every step: with two
-// threads their halves of a small model's weights stay in each core's own L2.
-template <int NR, class WT>
-void gemv(const LinearArgs<WT>& a, const CpuContext& ctx, Kernel<WT> kernel) {
-  const int64_t block = 8 * NR;
-  const int64_t blocks = (a.N + block - 1) / block;
-  const double cost = 2.0 * sizeof(WT) * static_cast<double>(block * a.K);
-  parallel_for(blocks, ctx.threads, cost, [&](int64_t ib) {
-    const int64_t o_end = std::min(a.N, (ib + 1) * block);
-    for (int64_t o = ib * block; o < o_end; o += NR)
-      kernel(a, 0, 1, o, static_cast<int>(std::min<int64_t>(NR, o_end - o)));
-    silu_rows(a, 0, 1, ib * block, o_end);
+// Per instruction set: GEMV kernels by panel count (1..gemv_nv, one row) and GEMM kernels by panel
+// count (1..gemm_nv, mr rows): as many accumulators as the registers hold.
+template <class WT>
+struct Kernels {
+  Kernel<WT> gemv[9];
+  int gemv_nv;
+  Kernel<WT> gemm[5];
+  int gemm_nv, mr;
+};
+
+template <class WT>
+const Kernels<WT>& kernels() {
+  static const Kernels<WT> avx512{{nullptr, kernel_avx512<1, 1, WT>, kernel_avx512<1, 2, WT>, kernel_avx512<1, 3, WT>,
+                                   kernel_avx512<1, 4, WT>, kernel_avx512<1, 5, WT>, kernel_avx512<1, 6, WT>,
+                                   kernel_avx512<1, 7, WT>, kernel_avx512<1, 8, WT>},
+                                  8,
+                                  {nullptr, kernel_avx512<6, 1, WT>, kernel_avx512<6, 2, WT>, kernel_avx512<6, 3, WT>,
+                                   kernel_avx512<6, 4, WT>},
+                                  4,
+                                  6};
+  static const Kernels<WT> avx2{{nullptr, kernel_avx2<1, 1, WT>, kernel_avx2<1, 2, WT>, kernel_avx2<1, 3, WT>,
+                                 kernel_avx2<1, 4, WT>},
+                                4,
+                                {nullptr, kernel_avx2<6, 1, WT>},
+                                1,
+                                6};
+  static const Kernels<WT> generic{{nullptr, kernel_generic<1, 1, WT>, kernel_generic<1, 2, WT>},
+                                   2,
+                                   {nullptr, kernel_generic<4, 1, WT>},
+                                   1,
+                                   4};
+  switch (cpu_isa()) {
+    case CpuIsa::avx512: return avx512;
+    case CpuIsa::avx2: return avx2;
+    case CpuIsa::generic: break;
+  }
+  return generic;
+}
+
+// y[t, o_lo:o_hi] = act(y) for rows t_lo..t_hi−1 of a finished tile (still in cache).
+void activate_rows(Activation act, float* y, int64_t N, int64_t t_lo, int64_t t_hi, int64_t o_lo, int64_t o_hi) {
+  if (act == Activation::none) return;
+  for (int64_t t = t_lo; t < t_hi; ++t) {
+    float* row = y + t * N;
+    if (act == Activation::silu) {
+      silu_in_place(row + o_lo, o_hi - o_lo);
+    } else {
+      for (int64_t o = o_lo; o < o_hi; ++o) row[o] = activate(act, row[o]);
+    }
+  }
+}
+
+// T == 1: groups of gemv_nv panels, parallel over groups. A GEMV is bound by streaming its weights
+// (each used once), not by its flops: its cost counts 2 per weight byte, the time a core takes to
+// bring a byte in from the last-level cache, so that a 128 × 256 f32 matrix (128 KiB) already
+// splits. The static split gives each thread the same panels every step: with two threads their
+// halves of a small model's weights stay in each core's own L2.
+template <class WT>
+void gemv(const LinearArgs<WT>& a, Activation act, const CpuContext& ctx, const Kernels<WT>& ks) {
+  const int64_t nv = ks.gemv_nv, groups = (a.NP + nv - 1) / nv;
+  const double cost = 2.0 * sizeof(WT) * static_cast<double>(nv * P * a.K);
+  parallel_for(groups, ctx.threads, cost, [&](int64_t g) {
+    const int64_t p0 = g * nv, count = std::min(nv, a.NP - p0);
+    ks.gemv[count](a, Block{0, 1, p0, 0, a.K});
+    activate_rows(act, a.y, a.N, 0, 1, p0 * P, std::min(a.N, (p0 + count) * P));
   });
 }
 
-// T > 1: 64 rows of x × 16·NR rows of W per tile, parallel over tiles.
-template <int MR, int NR, class WT>
-void gemm(const LinearArgs<WT>& a, const CpuContext& ctx, Kernel<WT> kernel) {
-  const int64_t tb = 64 / MR * MR, ob = 16 * NR;
-  const int64_t nt = (a.T + tb - 1) / tb, no = (a.N + ob - 1) / ob;
-  parallel_for(nt * no, ctx.threads, 2.0 * static_cast<double>(tb * ob * a.K), [&](int64_t tile) {
-    const int64_t t_lo = tile / no * tb, o_lo = tile % no * ob;
-    const int64_t t_hi = std::min(a.T, t_lo + tb), o_hi = std::min(a.N, o_lo + ob);
-    for (int64_t o = o_lo; o < o_hi; o += NR)
-      for (int64_t t = t_lo; t < t_hi; t += MR)
-        kernel(a, t, static_cast<int>(std::min<int64_t>(MR, t_hi - t)), o,
-               static_cast<int>(std::min<int64_t>(NR, o_hi - o)));
-    silu_rows(a, t_lo, t_hi, o_lo, o_hi);
+// T > 1: tiles of 16·mr rows × gemm_nv panels, parallel over tiles. Inside a tile, K goes in
+// blocks of kKBlock so that the tile's rows of x and its panels stay in L2 while the strips of mr
+// rows sweep them.
+template <class WT>
+void gemm(const LinearArgs<WT>& a, Activation act, const CpuContext& ctx, const Kernels<WT>& ks) {
+  constexpr int64_t kKBlock = 256;
+  const int64_t mr = ks.mr, nv = ks.gemm_nv;
+  const int64_t tb = 16 * mr, nt = (a.T + tb - 1) / tb, ng = (a.NP + nv - 1) / nv;
+  parallel_for(nt * ng, ctx.threads, 2.0 * static_cast<double>(tb * nv * P * a.K), [&](int64_t tile) {
+    const int64_t t_lo = tile / ng * tb, t_hi = std::min(a.T, t_lo + tb);
+    const int64_t p0 = tile % ng * nv, count = std::min(nv, a.NP - p0);
+    for (int64_t k = 0, k_hi; k < a.K; k = k_hi) {
+      k_hi = a.K - k < 2 * kKBlock ? a.K : k + kKBlock;  // the last block takes the short rest
+      for (int64_t t = t_lo; t < t_hi; t += mr)
+        ks.gemm[count](a, Block{t, static_cast<int>(std::min(mr, t_hi - t)), p0, k, k_hi});
+    }
+    activate_rows(act, a.y, a.N, t_lo, t_hi, p0 * P, std::min(a.N, (p0 + count) * P));
   });
 }
 
 template <class WT>
 void linear_as(const OpCall& c, const CpuContext& ctx) {
-  const TensorRef& xt = c.inputs[0];
-  LinearArgs<WT> a{xt.as<const float>(), c.inputs[1].as<const WT>(), in_f32(c, 2),          c.outputs[0].as<float>(),
-                   xt.rows(),            xt.cols(),                  c.inputs[1].shape[0], c.params.activation};
-  if (a.T == 0 || a.N == 0) return;
-  switch (cpu_isa()) {
-    case CpuIsa::avx512:
-      if (a.T == 1) return gemv<8>(a, ctx, kernel_avx512<1, 8, WT>);
-      return gemm<4, 6>(a, ctx, kernel_avx512<4, 6, WT>);
-    case CpuIsa::avx2:
-      if (a.T == 1) return gemv<8>(a, ctx, kernel_avx2<1, 8, WT>);
-      return gemm<4, 3>(a, ctx, kernel_avx2<4, 3, WT>);
-    case CpuIsa::generic:
-      if (a.T == 1) return gemv<4>(a, ctx, kernel_generic<1, 4, WT>);
-      return gemm<2, 2>(a, ctx, kernel_generic<2, 2, WT>);
+  const TensorRef &xt = c.inputs[0], &wt = c.inputs[1];
+  const int64_t T = xt.rows(), K = xt.cols(), N = wt.shape[0];
+  if (T == 0 || N == 0) return;
+  const WT* panels = c.inputs[3].as<const WT>();
+  if (!panels) {  // not packed by the caller: pack into this thread's scratch
+    WT* own = scratch<WT>(0, static_cast<size_t>(linear_panels_shape(N, K)[0] * K * P));
+    pack_linear_panels(wt, own);
+    panels = own;
   }
+  const LinearArgs<WT> a{xt.as<const float>(), panels, in_f32(c, 2), c.outputs[0].as<float>(), T, K, N, (N + P - 1) / P};
+  const Kernels<WT>& ks = kernels<WT>();
+  if (T == 1) return gemv(a, c.params.activation, ctx, ks);
+  gemm(a, c.params.activation, ctx, ks);
 }
 
 }  // namespace

@@ -455,7 +455,7 @@ std::vector<Case> linear_cases() {
         c.name = "linear x=" + shape_str(shape) + " N=" + std::to_string(s.N) + " act=" + acts[static_cast<int>(act)] +
                  (bias ? " bias" : " nobias");
         const float w = 2.0f / std::sqrt(static_cast<float>(s.K));
-        c.in = {f32(r, shape, -1, 1), f32(r, {s.N, s.K}, -w, w), bias ? f32(r, {s.N}) : Buffer()};
+        c.in = {f32(r, shape, -1, 1), f32(r, {s.N, s.K}, -w, w), bias ? f32(r, {s.N}) : Buffer(), Buffer()};
         auto oshape = shape;
         oshape.back() = s.N;
         c.out.push_back(out(DType::f32, oshape));
@@ -472,6 +472,24 @@ std::vector<Case> linear_bf16_cases() {
     const float w = 2.0f / std::sqrt(static_cast<float>(c.in[1].shape()[1]));
     c.in[1] = bf16(r, c.in[1].shape(), -w, w);
     c.name += " W=bf16";
+  }
+  return cs;
+}
+
+// W's panels, as a model packs them at load for a backend that wants them.
+Buffer panels_of(const Buffer& W) {
+  Buffer p(W.dtype(), linear_panels_shape(W.shape()[0], W.shape()[1]));
+  pack_linear_panels(W.ref(), p.data());
+  return p;
+}
+
+// Every f32 and bf16 case with its W_panels input given.
+std::vector<Case> linear_panel_cases() {
+  std::vector<Case> cs = linear_cases();
+  for (Case& c : linear_bf16_cases()) cs.push_back(std::move(c));
+  for (Case& c : cs) {
+    c.in[3] = panels_of(c.in[1]);
+    c.name += " +panels";
   }
   return cs;
 }
@@ -860,6 +878,41 @@ TEST_CASE("linear: bf16 weights, backend == ref (CUDA refuses them: models widen
   if (!testing_cuda()) return run_all(linear_bf16_cases(), 1e-5);
   for (const Case& c : linear_bf16_cases()) CHECK(!cuda_backend().unsupported_reason(c.call()).empty());
 }
+TEST_CASE("linear: W_panels given, backend == ref", "[linear]") {
+  if (testing_cuda()) return;  // models pack panels only for backends that want them (the CPU)
+  run_all(linear_panel_cases(), 1e-5);
+}
+// One chain of FMAs per output whatever the kernel: panels given == packed by the kernel, and each
+// row computed alone (GEMV, decode) == all rows at once (GEMM, prefill), bit for bit.
+TEST_CASE("linear: GEMV == GEMM and given panels == own packing, bit for bit", "[linear]") {
+  if (testing_cuda()) return;  // CPU kernels only
+  const CpuIsa best = cpu_force_isa(CpuIsa::avx512);
+  for (const Case& c : linear_panel_cases())
+    for (CpuIsa isa : {CpuIsa::generic, CpuIsa::avx2, CpuIsa::avx512}) {
+      if (isa > best) break;
+      cpu_force_isa(isa);
+      const std::string where = c.name + " cpu[" + cpu_isa_name(isa) + "]";
+      Case given = c, own = c;
+      own.in[3] = Buffer();
+      cpu_run(given.call(), CpuContext{2});
+      cpu_run(own.call(), CpuContext{1});
+      if (const std::string err = compare(given, own, -1); !err.empty()) FAIL_CHECK(where << ": " << err);
+      const int64_t T = c.in[0].numel() / c.in[0].shape().back(), K = c.in[0].shape().back();
+      const int64_t N = c.in[1].shape()[0];
+      for (int64_t t = 0; t < T; ++t) {
+        Case row = c;
+        row.in[0] = Buffer(DType::f32, {1, K});
+        std::memcpy(row.in[0].data(), c.in[0].as<float>() + t * K, static_cast<size_t>(K) * 4);
+        row.out[0] = out(DType::f32, {1, N});
+        cpu_run(row.call(), CpuContext{1});
+        if (std::memcmp(row.out[0].data(), given.out[0].as<float>() + t * N, static_cast<size_t>(N) * 4) != 0) {
+          FAIL_CHECK(where << ": row " << t << " alone differs from the GEMM");
+          break;
+        }
+      }
+    }
+  cpu_force_isa(best);
+}
 TEST_CASE("linear, embed_tokens: bf16 weights give bit for bit the result of their f32 widening", "[linear][embed_tokens]") {
   if (testing_cuda()) return;  // CPU kernels only
   std::vector<Case> cases = linear_bf16_cases();
@@ -1022,7 +1075,12 @@ TEST_CASE("check_op_call refuses malformed calls and says why", "[op_check]") {
   {
     Case c = lin;
     c.in.pop_back();
-    expect_refusal(c, {"linear", "expected 3 inputs", "found 2"});
+    expect_refusal(c, {"linear", "expected 4 inputs", "found 3"});
+  }
+  {
+    Case c = lin;
+    c.in[3] = f32(r, {4, 300, 16});
+    expect_refusal(c, {"linear", "input 3 (W_panels)", "expected shape [5, 300, 16]", "found [4, 300, 16]"});
   }
   {
     Case c = lin;
@@ -1123,7 +1181,8 @@ TEST_CASE("perf: per-op CPU speed", "[.perf]") {
       {  // GEMV 1024 x 1024
         Case c;
         c.op = OpKind::linear;
-        c.in = {f32(r, {1, 1024}), f32(r, {1024, 1024}), f32(r, {1024})};
+        c.in = {f32(r, {1, 1024}), f32(r, {1024, 1024}), f32(r, {1024}), Buffer()};
+        c.in[3] = panels_of(c.in[1]);
         c.out.push_back(out(DType::f32, {1, 1024}));
         const OpCall call = c.call();
         const double t = time_it([&] { cpu_run(call, ctx); });
@@ -1132,11 +1191,22 @@ TEST_CASE("perf: per-op CPU speed", "[.perf]") {
       {  // GEMM 256 x 1024 x 1024
         Case c;
         c.op = OpKind::linear;
-        c.in = {f32(r, {256, 1024}), f32(r, {1024, 1024}), f32(r, {1024})};
+        c.in = {f32(r, {256, 1024}), f32(r, {1024, 1024}), f32(r, {1024}), Buffer()};
+        c.in[3] = panels_of(c.in[1]);
         c.out.push_back(out(DType::f32, {256, 1024}));
         const OpCall call = c.call();
         const double t = time_it([&] { cpu_run(call, ctx); });
         line << " gemm256x1024x1024 " << 2.0 * 256 * 1024 * 1024 / t * 1e-9 << " GFLOP/s;";
+      }
+      {  // GEMM 12544 x 64 x 224: fashion-seq's mx_proj over a batch of 16 × 784 pixels
+        Case c;
+        c.op = OpKind::linear;
+        c.in = {f32(r, {12544, 64}), f32(r, {224, 64}), f32(r, {224}), Buffer()};
+        c.in[3] = panels_of(c.in[1]);
+        c.out.push_back(out(DType::f32, {12544, 224}));
+        const OpCall call = c.call();
+        const double t = time_it([&] { cpu_run(call, ctx); });
+        line << " gemm12544x64x224 " << 2.0 * 12544 * 64 * 224 / t * 1e-9 << " GFLOP/s;";
       }
       for (bool bidir : {false, true}) {  // vq_attention n = 2048, W = 64, S = 256, e = 64, h = 128
         AttnSpec s{1, 2048, 64, 128, 256, 64, true, bidir, false, false, {}};

@@ -119,6 +119,10 @@ int run_info(const InfoOptions& o) {
     std::printf("weights       %s bytes as run (%s)%s\n", group_digits(static_cast<int64_t>(model->weight_bytes())).c_str(),
                 as_run.c_str(),
                 ec ? "" : ("; file " + group_digits(static_cast<int64_t>(file_bytes)) + " bytes").c_str());
+    if (model->panel_bytes())
+      std::printf("              + %s bytes: the linear matrices repacked once at load for the %s kernels\n",
+                  group_digits(static_cast<int64_t>(model->panel_bytes())).c_str(),
+                  backend_kind_name(model->options().backend));
     if (lm) {
       std::printf("state         %s bytes per sequence, whatever the context length\n",
                   group_digits(static_cast<int64_t>(state_bytes)).c_str());
