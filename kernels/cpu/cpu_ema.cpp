@@ -31,16 +31,25 @@ struct EmaStepArgs {
   int64_t d, N;
 };
 
+// Per body: kFma, whether madd fuses a·b + c (both AVX targets have FMA, the generic one not);
+// kSteps, time steps per pass of the scan. The generic (SSE2) body stays at 1: GCC does not
+// vectorize the multi-step pass for it, and 16 lanes are already 4 of its 16 registers.
 namespace v_generic {
+constexpr bool kFma = false;
+constexpr int kSteps = 1;
 #include "kernels/cpu/cpu_ema_body.inc"
 }
 LONGVQ_ISA_BEGIN_AVX2
 namespace v_avx2 {
+constexpr bool kFma = true;
+constexpr int kSteps = 8;
 #include "kernels/cpu/cpu_ema_body.inc"
 }
 LONGVQ_ISA_END
 LONGVQ_ISA_BEGIN_AVX512
 namespace v_avx512 {
+constexpr bool kFma = true;
+constexpr int kSteps = 8;
 #include "kernels/cpu/cpu_ema_body.inc"
 }
 LONGVQ_ISA_END
@@ -65,7 +74,10 @@ void ema(const OpCall& c, const CpuContext& ctx) {
   const int64_t dirs = bidir ? 2 : 1;
 
   // Pack the coefficients once per call: [dir][blk][q|pb|g][m][lane], channel = dir·d + blk·kLanes + lane.
-  std::vector<float> coef(static_cast<size_t>(dirs * nblk * 3 * N * kLanes), 0.0f);
+  // Into the calling thread's scratch slot 1 (the items use slot 0 on every thread, this one too).
+  const size_t ncoef = static_cast<size_t>(dirs * nblk * 3 * N * kLanes);
+  float* coef = scratch<float>(1, ncoef);
+  std::fill(coef, coef + ncoef, 0.0f);
   const float* src[3] = {in_f32(c, 1), in_f32(c, 2), in_f32(c, 3)};
   for (int64_t dir = 0; dir < dirs; ++dir)
     for (int64_t blk = 0; blk < nblk; ++blk)
@@ -77,7 +89,7 @@ void ema(const OpCall& c, const CpuContext& ctx) {
           }
 
   EmaArgs a{xt.as<const float>(),
-            coef.data(),
+            coef,
             in_f32(c, 4),
             c.params.has_lengths ? c.inputs[5].as<const int32_t>() : nullptr,
             c.params.stateful ? c.inputs[6].as<float>() : nullptr,

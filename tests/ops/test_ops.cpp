@@ -1233,6 +1233,12 @@ TEST_CASE("perf: per-op CPU speed", "[.perf]") {
         const double t = time_it([&] { cpu_run(call, ctx); });
         line << " ema(n=2048,d=256,N=16) " << 2048 / t << " tok/s;";
       }
+      {  // ema bidirectional B = 16, n = 784, d = 64, N = 16 (the fashion-seq classifier's shape)
+        Case c = make_ema(r, 16, 784, 64, 16, true, false, false);
+        const OpCall call = c.call();
+        const double t = time_it([&] { cpu_run(call, ctx); });
+        line << " ema(bidir,B=16,n=784,d=64,N=16) " << 16 * 784 / t << " tok/s;";
+      }
       {  // vq_codes T = 2048, e = 64, S = 256
         Case c;
         c.op = OpKind::vq_codes;
