@@ -12,6 +12,8 @@
 // not depend on how the queries are split, i.e. on the thread count, nor on how a stateful
 // chunk is split into calls. A stateful call then updates the state exactly as n decode steps
 // (push_key): ring slot = position mod W; the key leaving the ring joins cache_u / cache_n.
+#include <immintrin.h>
+
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -35,7 +37,8 @@ struct AttnArgs {
   const float* K;
   const float* V;
   const int32_t* codes;
-  const float* C;  // codebook [S, e]
+  const float* C;   // codebook [S, e]
+  const float* Ct;  // the same transposed, [e, S] (code_scores broadcasts Q[i] against a row), or null
   const float* T;  // rel_bias
   const int32_t* lengths;
   const int32_t* ring_codes;
@@ -50,16 +53,65 @@ struct AttnArgs {
   float scale;
 };
 
-namespace v_generic {
+// What each copy of the body computes with (see the top of cpu_vq_body.inc): one vector register
+// of floats / doubles and the multiply-add on them, fused (one rounding) where the target has
+// FMA. Intrinsics rather than lane loops of __builtin_fmaf, which GCC vectorizes only sometimes.
+
+// The last two halvings of fold_row (lane l += lane l + w for w = lanes/2 .. 1), on 4 lanes.
+inline float fold4(__m128 x) {
+  x = _mm_add_ps(x, _mm_movehl_ps(x, x));                           // l + (l + 2)
+  return _mm_cvtss_f32(_mm_add_ss(x, _mm_shuffle_ps(x, x, 1)));   // l + (l + 1)
+}
+
+namespace v_generic {  // x86-64 baseline: SSE2, no FMA (__builtin_fmaf would call libm)
+constexpr int kFloatLanes = 4;
+typedef float vf __attribute__((vector_size(16)));
+typedef double vd __attribute__((vector_size(16)));
+inline float fmadd(float a, float b, float c) { return a * b + c; }
+inline double fmadd(double a, double b, double c) { return a * b + c; }
+inline void vfma(vf& acc, const vf& w, const vf& x) { acc = w * x + acc; }
+inline void vfma(vd& acc, const vd& w, const vd& x) { acc = w * x + acc; }
+inline void vbroadcast(vf& v, float x) { v = _mm_set1_ps(x); }
+inline void vbroadcast(vd& v, double x) { v = _mm_set1_pd(x); }
+typedef vf vr;
+constexpr int kRowLanes = 4, kScoreBlocks = 2;
+inline float fold_row(const vr& v) { return fold4(v); }
 #include "kernels/cpu/cpu_vq_body.inc"
 }
 LONGVQ_ISA_BEGIN_AVX2
 namespace v_avx2 {
+constexpr int kFloatLanes = 8;
+typedef float vf __attribute__((vector_size(32)));
+typedef double vd __attribute__((vector_size(32)));
+inline float fmadd(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
+inline double fmadd(double a, double b, double c) { return __builtin_fma(a, b, c); }
+inline void vfma(vf& acc, const vf& w, const vf& x) { acc = _mm256_fmadd_ps(w, x, acc); }
+inline void vfma(vd& acc, const vd& w, const vd& x) { acc = _mm256_fmadd_pd(w, x, acc); }
+inline void vbroadcast(vf& v, float x) { v = _mm256_set1_ps(x); }
+inline void vbroadcast(vd& v, double x) { v = _mm256_set1_pd(x); }
+typedef vf vr;
+constexpr int kRowLanes = 8, kScoreBlocks = 1;
+inline float fold_row(const vr& v) { return fold4(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1))); }
 #include "kernels/cpu/cpu_vq_body.inc"
 }
 LONGVQ_ISA_END
 LONGVQ_ISA_BEGIN_AVX512
 namespace v_avx512 {
+constexpr int kFloatLanes = 16;
+typedef float vf __attribute__((vector_size(64)));
+typedef double vd __attribute__((vector_size(64)));
+inline float fmadd(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
+inline double fmadd(double a, double b, double c) { return __builtin_fma(a, b, c); }
+inline void vfma(vf& acc, const vf& w, const vf& x) { acc = _mm512_fmadd_ps(w, x, acc); }
+inline void vfma(vd& acc, const vd& w, const vd& x) { acc = _mm512_fmadd_pd(w, x, acc); }
+inline void vbroadcast(vf& v, float x) { v = _mm512_set1_ps(x); }
+inline void vbroadcast(vd& v, double x) { v = _mm512_set1_pd(x); }
+// Rows in 8 lanes (not 16): 8 residue vectors × 2 blocks of codes fill 16 registers, and a row
+// of e = 32 is 4 full vectors.
+typedef float vr __attribute__((vector_size(32)));
+constexpr int kRowLanes = 8, kScoreBlocks = 2;
+inline float fold_row(const vr& v) { return fold4(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1))); }
+inline void vfma(vr& acc, const vr& w, const vr& x) { acc = _mm256_fmadd_ps(w, x, acc); }
 #include "kernels/cpu/cpu_vq_body.inc"
 }
 LONGVQ_ISA_END
@@ -74,23 +126,6 @@ F pick(F generic, F avx2, F avx512) {
   return generic;
 }
 
-// One key's code with codes_item's arithmetic (fp64 sums, i ascending; ties → lowest s).
-int32_t code_of(const float* k, const float* C, int64_t S, int64_t e) {
-  int32_t best = 0;
-  double best_dist = 0;
-  for (int64_t s = 0; s < S; ++s) {
-    double norm2 = 0, dot = 0;
-    for (int64_t i = 0; i < e; ++i) norm2 += static_cast<double>(C[s * e + i]) * C[s * e + i];
-    for (int64_t i = 0; i < e; ++i) dot += static_cast<double>(k[i]) * C[s * e + i];
-    const double dist = norm2 - 2.0 * dot;
-    if (s == 0 || dist < best_dist) {
-      best = static_cast<int32_t>(s);
-      best_dist = dist;
-    }
-  }
-  return best;
-}
-
 [[noreturn]] void bad_value(const std::string& what) { throw std::out_of_range("vq_attention: " + what); }
 
 }  // namespace
@@ -99,6 +134,7 @@ void vq_codes(const OpCall& c, const CpuContext& ctx) {
   const int64_t T = c.inputs[0].rows(), e = c.inputs[0].cols(), S = c.inputs[1].shape[0];
   const float* C = in_f32(c, 1);
   if (T <= 4) {  // decode: the sums straight off the codebook rows beat transposing it
+    auto code_of = pick(v_generic::code_of_rows, v_avx2::code_of_rows, v_avx512::code_of_rows);
     for (int64_t t = 0; t < T; ++t) c.outputs[0].as<int32_t>()[t] = code_of(in_f32(c, 0) + t * e, C, S, e);
     return;
   }
@@ -121,11 +157,20 @@ void vq_attention(const OpCall& c, const CpuContext& ctx) {
   const int64_t B = c.inputs[0].shape[0], n = c.inputs[0].shape[1], e = c.inputs[0].shape[2];
   const int64_t h = c.inputs[2].shape[2], S = c.inputs[4].shape[0], W = p.window;
   const bool ring = p.stateful && W > 0;
+  const float* C = in_f32(c, 4);
+  // The transposed codebook costs about one query's scores: worth it from a few queries on.
+  std::vector<float> ct;
+  if (B * n >= 4) {
+    ct.resize(static_cast<size_t>(S * e));
+    for (int64_t s = 0; s < S; ++s)
+      for (int64_t i = 0; i < e; ++i) ct[i * S + s] = C[s * e + i];
+  }
   AttnArgs a{in_f32(c, 0),
              in_f32(c, 1),
              in_f32(c, 2),
              c.inputs[3].as<const int32_t>(),
-             in_f32(c, 4),
+             C,
+             ct.empty() ? nullptr : ct.data(),
              in_f32(c, 5),
              p.has_lengths ? c.inputs[6].as<const int32_t>() : nullptr,
              ring ? c.inputs[7].as<const int32_t>() : nullptr,

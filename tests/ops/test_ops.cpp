@@ -1216,6 +1216,20 @@ TEST_CASE("perf: per-op CPU speed", "[.perf]") {
         line << " vq_attention(" << (bidir ? "bidir" : "causal") << ",n=2048,W=64,S=256,e=64,h=128) "
              << 2048 / t << " tok/s;";
       }
+      {  // the fashion-seq classifier's layer shape: bidirectional, codes of every key
+        AttnSpec s{16, 784, 32, 64, 64, 32, true, true, false, false, {}};
+        const Case c = make_attention(r, s);
+        const OpCall call = c.call();
+        const double t = time_it([&] { cpu_run(call, ctx); });
+        Case codes;
+        codes.op = OpKind::vq_codes;
+        codes.in = {f32(r, {16 * 784, 32}), f32(r, {64, 32})};
+        codes.out.push_back(out(DType::i32, {16 * 784}));
+        const OpCall codes_call = codes.call();
+        const double tc = time_it([&] { cpu_run(codes_call, ctx); });
+        line << " fashion-seq vq_attention(bidir,B=16,n=784,W=32,S=64,e=32,h=64) + vq_codes " << 16 * 784 / (t + tc)
+             << " tok/s;";
+      }
       {  // decode: B = 1, n = 1
         AttnSpec s{1, 1, 64, 128, 256, 64, true, false, false, true, {5000}};
         const Case c = make_attention(r, s);
