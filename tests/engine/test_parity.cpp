@@ -199,3 +199,38 @@ TEST_CASE("language models match the reference in every path", "[parity]") {
     }
   }
 }
+
+// On the CPU a position's arithmetic does not depend on the call that computes it: decoded step by
+// step, prefilled in uneven chunks or run as one whole-sequence forward, every logit has the same
+// bits (linear's GEMV == GEMM, the EMA step == the scan, one code-score and attention arithmetic).
+// (CUDA's cuBLAS may round a GEMM and a GEMV differently; there the tolerances above apply.)
+TEST_CASE("decode == chunked prefill == forward, bit for bit (CPU)", "[parity]") {
+  if (test::backend_under_test() != BackendKind::cpu) return;
+  for (const std::string& dir : fixtures("lm_")) {
+    INFO(dir);
+    const auto model = Model::load(dir, {.backend = BackendKind::cpu});
+    const int32_t V = static_cast<int32_t>(model->config().vocab_size), n = 45;
+    std::vector<int32_t> tokens;
+    for (int32_t i = 0; i < n; ++i) tokens.push_back((i * 7 + 3) % V);
+    Session session(model, {.max_length = n});
+    const auto f = session.forward(tokens, std::vector<int32_t>{n}, n);
+    const std::vector<float> whole(f.begin(), f.end());
+
+    State one = session.new_state(1);
+    std::vector<float> steps;
+    for (int32_t t : tokens) {
+      const auto l = session.decode(one, std::vector<int32_t>{t});
+      steps.insert(steps.end(), l.begin(), l.end());
+    }
+    State pre = session.new_state(1);
+    std::vector<float> chunks;
+    for (int32_t lo = 0, len = 1; lo < n; lo += len, len = 2 * len + 1) {  // chunks of 1, 3, 7, 15, 19
+      const auto l = session.prefill(pre, std::vector<int32_t>(tokens.begin() + lo, tokens.begin() + std::min(n, lo + len)));
+      chunks.insert(chunks.end(), l.begin(), l.end());
+    }
+    REQUIRE(steps.size() == whole.size());
+    REQUIRE(chunks.size() == whole.size());
+    CHECK(std::memcmp(steps.data(), whole.data(), whole.size() * sizeof(float)) == 0);
+    CHECK(std::memcmp(chunks.data(), whole.data(), whole.size() * sizeof(float)) == 0);
+  }
+}
