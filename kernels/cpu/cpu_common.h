@@ -15,17 +15,13 @@
 
 namespace longvq::cpu {
 
-// Work (in rough flops) below which an op runs on the calling thread: waking an OpenMP team
-// costs a few microseconds, about what one core does with this much work.
-inline constexpr double kMinParallelWork = 1.0e5;
-
-// Runs f(i) for i in [0, n) on up to `threads` OpenMP threads (static schedule). The split never
+// Runs f(i) for i in [0, n) on up to ctx.threads OpenMP threads (static schedule). The split never
 // changes what f computes, so results do not depend on the thread count. Serial when the work
-// (n · cost_per_item) is below kMinParallelWork.
+// (n · cost_per_item) is below ctx.min_parallel_work.
 template <class F>
-void parallel_for(int64_t n, int threads, double cost_per_item, F&& f) {
-  int nt = static_cast<int>(std::min<int64_t>(threads, n));
-  if (static_cast<double>(n) * cost_per_item < kMinParallelWork) nt = 1;
+void parallel_for(int64_t n, const CpuContext& ctx, double cost_per_item, F&& f) {
+  int nt = static_cast<int>(std::min<int64_t>(ctx.threads, n));
+  if (static_cast<double>(n) * cost_per_item < ctx.min_parallel_work) nt = 1;
   if (nt <= 1) {
     for (int64_t i = 0; i < n; ++i) f(i);
     return;

@@ -36,7 +36,7 @@ constexpr int64_t kBlock = 1 << 14;  // elements per parallel piece of an elemen
 template <class F>
 void elementwise(int64_t n, const CpuContext& ctx, double cost, F&& f) {
   const int64_t pieces = (n + kBlock - 1) / kBlock;
-  parallel_for(pieces, ctx.threads, cost * kBlock, [&](int64_t p) {
+  parallel_for(pieces, ctx, cost * kBlock, [&](int64_t p) {
     const int64_t lo = p * kBlock, hi = std::min(n, lo + kBlock);
     f(lo, hi);
   });
@@ -55,7 +55,7 @@ void embed_tokens(const OpCall& c, const CpuContext& ctx) {
                               " is outside the vocabulary [0, " + std::to_string(V) + ")");
   if (c.inputs[1].dtype == DType::bf16) {
     const uint16_t* E = c.inputs[1].as<const uint16_t>();
-    parallel_for(T, ctx.threads, static_cast<double>(d), [&](int64_t t) {
+    parallel_for(T, ctx, static_cast<double>(d), [&](int64_t t) {
       const uint16_t* row = E + ids[t] * d;
       float* o = out + t * d;
       for (int64_t i = 0; i < d; ++i) o[i] = scale * bf16_to_f32(row[i]);
@@ -63,7 +63,7 @@ void embed_tokens(const OpCall& c, const CpuContext& ctx) {
     return;
   }
   const float* E = c.inputs[1].as<const float>();
-  parallel_for(T, ctx.threads, static_cast<double>(d), [&](int64_t t) {
+  parallel_for(T, ctx, static_cast<double>(d), [&](int64_t t) {
     const float* row = E + ids[t] * d;
     float* o = out + t * d;
     for (int64_t i = 0; i < d; ++i) o[i] = scale * row[i];
@@ -76,7 +76,7 @@ void embed_real(const OpCall& c, const CpuContext& ctx) {
   const float* w = in_f32(c, 1);
   const float* b = in_f32(c, 2);
   float* out = c.outputs[0].as<float>();
-  parallel_for(T, ctx.threads, static_cast<double>(d), [&](int64_t t) {
+  parallel_for(T, ctx, static_cast<double>(d), [&](int64_t t) {
     float* o = out + t * d;
     const float xt = x[t];
     for (int64_t i = 0; i < d; ++i) o[i] = xt * w[i] + b[i];
@@ -91,7 +91,7 @@ void mix_gates(const OpCall& c, const CpuContext& ctx) {
   void (*row)(const GatesArgs&, int64_t) = v_generic::gates_row;
   if (cpu_isa() == CpuIsa::avx512) row = v_avx512::gates_row;
   else if (cpu_isa() == CpuIsa::avx2) row = v_avx2::gates_row;
-  parallel_for(T, ctx.threads, 20.0 * static_cast<double>(cols), [&](int64_t t) { row(a, t); });
+  parallel_for(T, ctx, 20.0 * static_cast<double>(cols), [&](int64_t t) { row(a, t); });
 }
 
 void mul(const OpCall& c, const CpuContext& ctx) {
@@ -135,7 +135,7 @@ void mean_pool(const OpCall& c, const CpuContext& ctx) {
   const float* x = in_f32(c, 0);
   const int32_t* lengths = tensor_present(c.inputs[1]) ? c.inputs[1].as<const int32_t>() : nullptr;
   float* rep = c.outputs[0].as<float>();
-  parallel_for(B, ctx.threads, static_cast<double>(n * d), [&](int64_t b) {
+  parallel_for(B, ctx, static_cast<double>(n * d), [&](int64_t b) {
     const int64_t len = valid_length(lengths, b, n);
     float* r = rep + b * d;
     for (int64_t i = 0; i < d; ++i) r[i] = 0.0f;

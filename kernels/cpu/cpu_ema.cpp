@@ -67,7 +67,7 @@ void ema(const OpCall& c, const CpuContext& ctx) {
     void (*step)(const EmaStepArgs&, int64_t) = v_generic::ema_step_item;
     if (cpu_isa() == CpuIsa::avx512) step = v_avx512::ema_step_item;
     else if (cpu_isa() == CpuIsa::avx2) step = v_avx2::ema_step_item;
-    parallel_for(B, ctx.threads, 4.0 * static_cast<double>(d * N), [&](int64_t b) { step(a, b); });
+    parallel_for(B, ctx, 4.0 * static_cast<double>(d * N), [&](int64_t b) { step(a, b); });
     return;
   }
   const int64_t nblk = (d + kLanes - 1) / kLanes;
@@ -98,7 +98,7 @@ void ema(const OpCall& c, const CpuContext& ctx) {
   void (*item)(const EmaArgs&, int64_t, int64_t) = v_generic::ema_item;
   if (cpu_isa() == CpuIsa::avx512) item = v_avx512::ema_item;
   else if (cpu_isa() == CpuIsa::avx2) item = v_avx2::ema_item;
-  parallel_for(B * nblk, ctx.threads, 4.0 * static_cast<double>(dirs * n * N * kLanes),
+  parallel_for(B * nblk, ctx, 4.0 * static_cast<double>(dirs * n * N * kLanes),
                [&](int64_t i) { item(a, i / nblk, i % nblk); });
 }
 

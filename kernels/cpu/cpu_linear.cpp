@@ -239,7 +239,7 @@ template <class WT>
 void gemv(const LinearArgs<WT>& a, Activation act, const CpuContext& ctx, const Kernels<WT>& ks) {
   const int64_t nv = ks.gemv_nv, groups = (a.NP + nv - 1) / nv;
   const double cost = 2.0 * sizeof(WT) * static_cast<double>(nv * P * a.K);
-  parallel_for(groups, ctx.threads, cost, [&](int64_t g) {
+  parallel_for(groups, ctx, cost, [&](int64_t g) {
     const int64_t p0 = g * nv, count = std::min(nv, a.NP - p0);
     ks.gemv[count](a, Block{0, 1, p0, 0, a.K});
     activate_rows(act, a.y, a.N, 0, 1, p0 * P, std::min(a.N, (p0 + count) * P));
@@ -254,7 +254,7 @@ void gemm(const LinearArgs<WT>& a, Activation act, const CpuContext& ctx, const 
   constexpr int64_t kKBlock = 256;
   const int64_t mr = ks.mr, nv = ks.gemm_nv;
   const int64_t tb = 16 * mr, nt = (a.T + tb - 1) / tb, ng = (a.NP + nv - 1) / nv;
-  parallel_for(nt * ng, ctx.threads, 2.0 * static_cast<double>(tb * nv * P * a.K), [&](int64_t tile) {
+  parallel_for(nt * ng, ctx, 2.0 * static_cast<double>(tb * nv * P * a.K), [&](int64_t tile) {
     const int64_t t_lo = tile / ng * tb, t_hi = std::min(a.T, t_lo + tb);
     const int64_t p0 = tile % ng * nv, count = std::min(nv, a.NP - p0);
     for (int64_t k = 0, k_hi; k < a.K; k = k_hi) {

@@ -56,7 +56,7 @@ void norm(const OpCall& c, const CpuContext& ctx) {
   }
   const float* istd = inv_std.data();
 
-  parallel_for(T, ctx.threads, 6.0 * static_cast<double>(d), [&](int64_t t) {
+  parallel_for(T, ctx, 6.0 * static_cast<double>(d), [&](int64_t t) {
     const float* xr = x + t * d;
     float* yr = y + t * d;
     switch (kind) {

@@ -10,6 +10,11 @@ namespace longvq {
 
 struct CpuContext {
   int threads = 1;
+  // Work (in rough flops) below which an op runs on the calling thread: waking an OpenMP team
+  // costs microseconds, more on a shared VM's second vCPU, and a small model's decode step is a
+  // chain of ~50 small ops (austen-lm at 2 threads: 7.9k tok/s with 1e5 here, 13.0k with 1e6,
+  // 11.5k at 1 thread). Tests set 0 so that every op splits wherever it can.
+  double min_parallel_work = 1.0e6;
 };
 
 // Runs `call` on the CPU. Stateful ops update their state inputs in place.

@@ -148,7 +148,7 @@ void vq_codes(const OpCall& c, const CpuContext& ctx) {
   CodesArgs a{in_f32(c, 0), ct.data(), norm2.data(), c.outputs[0].as<int32_t>(), S, e};
   auto item = pick(v_generic::codes_item, v_avx2::codes_item, v_avx512::codes_item);
   constexpr int64_t kKeys = 16;
-  parallel_for((T + kKeys - 1) / kKeys, ctx.threads, 2.0 * static_cast<double>(kKeys * S * e),
+  parallel_for((T + kKeys - 1) / kKeys, ctx, 2.0 * static_cast<double>(kKeys * S * e),
                [&](int64_t blk) { item(a, blk * kKeys, std::min(T, (blk + 1) * kKeys)); });
 }
 
@@ -206,7 +206,7 @@ void vq_attention(const OpCall& c, const CpuContext& ctx) {
   const double cost = static_cast<double>(chunk) * static_cast<double>((2 * W + 1 + S) * (e + h));
   auto item = p.bidirectional ? pick(v_generic::bidir_item, v_avx2::bidir_item, v_avx512::bidir_item)
                               : pick(v_generic::causal_item, v_avx2::causal_item, v_avx512::causal_item);
-  parallel_for(B * pieces, ctx.threads, cost, [&](int64_t it) {
+  parallel_for(B * pieces, ctx, cost, [&](int64_t it) {
     const int64_t b = it / pieces, t0 = it % pieces * chunk;
     item(a, b, t0, std::min(n, t0 + chunk));
   });
@@ -218,7 +218,7 @@ void vq_attention(const OpCall& c, const CpuContext& ctx) {
   float* ring_keys = ring && !p.quantize_window_keys ? c.inputs[9].as<float>() : nullptr;
   float* cache_u = c.inputs[10].as<float>();
   int32_t* cache_n = c.inputs[11].as<int32_t>();
-  parallel_for(B, ctx.threads, static_cast<double>(n * h), [&](int64_t b) {
+  parallel_for(B, ctx, static_cast<double>(n * h), [&](int64_t b) {
     const int64_t p0 = a.pos[b];
     auto add = [&](int32_t code, const float* v) {
       float* u = cache_u + (b * S + code) * h;

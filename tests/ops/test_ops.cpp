@@ -332,7 +332,7 @@ std::string run_case(const Case& base, double tol) {
     const std::string where = std::string("cpu[") + cpu_isa_name(isa) + "]";
     Case one = base, two = base;
     cpu_run(one.call(), CpuContext{1});
-    cpu_run(two.call(), CpuContext{2});
+    cpu_run(two.call(), CpuContext{2, 0.0});  // every op splits, whatever its size
     if (std::string m = check_run(base, one); !m.empty()) err = where + " 1 thread: " + m;
     else if (std::string m2 = check_run(base, two); !m2.empty()) err = where + " 2 threads: " + m2;
     else if (std::string m3 = compare(ref, one, tol); !m3.empty()) err = where + " vs ref: " + m3;
@@ -445,7 +445,8 @@ std::vector<Case> linear_cases() {
   const char* acts[] = {"none", "silu", "gelu"};
   struct Size { int64_t T, K, N; };
   for (Size s : {Size{1, 1, 1}, {1, 7, 3}, {1, 65, 33}, {1, 300, 67}, {1, 1024, 17}, {2, 17, 9}, {3, 7, 5},
-                 {7, 33, 65}, {33, 65, 7}, {65, 3, 33}, {70, 300, 130}, {5, 16, 8}, {9, 31, 100}})
+                 {7, 33, 65}, {33, 65, 7}, {65, 3, 33}, {70, 300, 130}, {5, 16, 8}, {9, 31, 100},
+                 {1, 130, 300}})  // the last: a GEMV of 19 panels, groups of 8, 8 and 3
     for (Activation act : {Activation::none, Activation::silu, Activation::gelu})
       for (bool bias : {true, false}) {
         Case c;
@@ -894,7 +895,7 @@ TEST_CASE("linear: GEMV == GEMM and given panels == own packing, bit for bit", "
       const std::string where = c.name + " cpu[" + cpu_isa_name(isa) + "]";
       Case given = c, own = c;
       own.in[3] = Buffer();
-      cpu_run(given.call(), CpuContext{2});
+      cpu_run(given.call(), CpuContext{2, 0.0});
       cpu_run(own.call(), CpuContext{1});
       if (const std::string err = compare(given, own, -1); !err.empty()) FAIL_CHECK(where << ": " << err);
       const int64_t T = c.in[0].numel() / c.in[0].shape().back(), K = c.in[0].shape().back();
@@ -926,8 +927,8 @@ TEST_CASE("linear, embed_tokens: bf16 weights give bit for bit the result of the
       for (int threads : {1, 2}) {
         Case half = c, full = c;
         full.in[1] = widened(c.in[1]);
-        cpu_run(half.call(), CpuContext{threads});
-        cpu_run(full.call(), CpuContext{threads});
+        cpu_run(half.call(), CpuContext{threads, 0.0});
+        cpu_run(full.call(), CpuContext{threads, 0.0});
         const std::string err = compare(full, half, -1);
         if (!err.empty()) FAIL_CHECK(c.name << " cpu[" << cpu_isa_name(isa) << "] " << threads << " threads: " << err);
       }

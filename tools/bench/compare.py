@@ -262,6 +262,7 @@ class Workload:
     n: int = 0  # prefill: prompt tokens
     reps: int = 5
     min_reps: int = 3
+    warmup: int = 2  # untimed runs first (each cell is a fresh process: allocator, caches, threads)
     budget_s: float = 4.0
     quick: bool = True  # part of --quick
 
@@ -283,7 +284,7 @@ def workloads(quick: bool) -> list:
         Workload("decode-b8-100m", "decode b8 @512", "random-100m", "decode", 8, 512, s(16, 4), budget_s=s(6, 1)),
         Workload("prefill-4096-austen", "prefill 4096", "austen-lm", "prefill", 1, n=4096, budget_s=s(5, 1)),
         Workload("prefill-4096-100m", "prefill 4096", "random-100m", "prefill", 1, n=4096, reps=3, min_reps=2,
-                 budget_s=10, quick=False),
+                 warmup=1, budget_s=10, quick=False),  # one PyTorch run takes ~30 s
         Workload("classify-listops", "classify b16", "listops", "classify", 16, budget_s=s(5, 1)),
         Workload("classify-fashion", "classify b16", "fashion-seq", "classify", 16, budget_s=s(5, 1)),
         Workload("decode-b1-austen-d65536", "decode b1 @65536", "austen-lm", "decode", 1, 65536, s(64, 16),
@@ -468,7 +469,7 @@ def prepare(w: Workload, info: ModelInfo, want_ort: bool) -> dict:
 
 # -- the three systems -----------------------------------------------------------------------------
 def common_task(w: Workload, dump: Path | None) -> dict:
-    t = {"name": w.id, "warmup": 1, "reps": w.reps, "min_reps": w.min_reps, "budget_s": w.budget_s}
+    t = {"name": w.id, "warmup": w.warmup, "reps": w.reps, "min_reps": w.min_reps, "budget_s": w.budget_s}
     if dump is not None:
         t["dump"] = str(dump)
     return t
@@ -717,19 +718,18 @@ def run_all(args) -> dict:
     log("physical limits")
     limits = measure_limits(tools, quick)
 
+    # Workload by workload, every system in turn (one process each): the numbers a ratio divides
+    # are measured minutes apart at most, so a shared machine's drift over the run (seen here:
+    # 25% between runs) moves both sides instead of one.
     results = {w.id: {s: {} for s in systems} for w in ws}
+    make = {"engine": engine_task, "torch": torch_task, "ort": ort_task}
     for t in threads:
-        for system in systems:
-            tasks = []
-            for w in ws:
+        for w in ws:
+            log(f"{w.id}, {t} thread(s): {', '.join(SYSTEM_TITLES[s] for s in systems)}")
+            for system in systems:
                 dump = RUN / f"{w.id}-{system}-t{t}.out" if t == threads[0] else None
-                make = {"engine": engine_task, "torch": torch_task, "ort": ort_task}[system]
-                task = make(w, infos[w.model], prepared[w.id], dump)
-                if task is not None:
-                    tasks.append(task)
-            log(f"{SYSTEM_TITLES[system]}, {t} thread(s): {len(tasks)} workload(s)")
-            out = run_system(system, t, tasks, tools)
-            for w in ws:
+                task = make[system](w, infos[w.model], prepared[w.id], dump)
+                out = run_system(system, t, [task], tools) if task is not None else {}
                 r = out.get(w.id) or {"error": prepared[w.id].get("onnx_error", "not run")}
                 results[w.id][system][str(t)] = dict(summarize(r, items_per_run(w)),
                                                      **{k: v for k, v in r.items() if k not in ("samples_s", "name")})
@@ -917,8 +917,10 @@ stretch per sequence); the decoding state at the stated depth is computed once b
 (`State.save`) and loaded by all three systems, so they decode from the same state; prefill uses
 4,096 bytes of the same text; classification uses the first 16 test examples of each data set at
 their real lengths (ListOps: 500-2,000 tokens, padded to the longest; Fashion-MNIST: 784 pixels).
-Each system runs 1 untimed warmup then up to 7 repetitions (fewer for slow cells, at least 2-3);
-decode repetitions are 64 steps (16 on the 100 M model) from the same starting state.
+Cells run workload by workload, the three systems in turn, each cell in a fresh process: 2
+untimed warmups (1 for the 100 M prefill) then up to 7 repetitions (fewer for slow cells, at
+least 2-3); decode repetitions are 64 steps (16 on the 100 M model) from the same starting
+state. A ratio's two numbers are thus measured a minute or so apart, not a whole run apart.
 
 ONNX notes. ONNX has no FFT at opset 14 (and torch 1.13 exports no `fft_rfft` at all), so the
 exported whole-sequence forward computes the EMA as a direct depthwise convolution with the
