@@ -232,8 +232,8 @@ void activate_rows(Activation act, float* y, int64_t N, int64_t t_lo, int64_t t_
 
 // T == 1: groups of gemv_nv panels, parallel over groups. A GEMV is bound by streaming its weights
 // (each used once), not by its flops: its cost counts 2 per weight byte, the time a core takes to
-// bring a byte in from the last-level cache, so that a 128 × 256 f32 matrix (128 KiB) already
-// splits. The static split gives each thread the same panels every step: with two threads their
+// bring a byte in from the last-level cache, so that matrices from ~500 KiB (ctx.min_parallel_work)
+// split. The static split gives each thread the same panels every step: with two threads their
 // halves of a small model's weights stay in each core's own L2.
 template <class WT>
 void gemv(const LinearArgs<WT>& a, Activation act, const CpuContext& ctx, const Kernels<WT>& ks) {
