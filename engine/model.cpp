@@ -91,12 +91,19 @@ std::shared_ptr<const Model> Model::load(const std::filesystem::path& dir, const
     const bool aligned = reinterpret_cast<uintptr_t>(host) % dtype_size(dtype) == 0;
     keep(name, info.shape, host, dtype, /*in_place=*/as_stored && aligned && be.host_memory());
     if (be.wants_linear_panels() && feeds_linear(name, info, m->config_)) {
-      const TensorRef& w = m->weights_.at(name);
+      const TensorRef w{const_cast<void*>(host), dtype, info.shape};
       TensorRef panels{nullptr, dtype, linear_panels_shape(w.shape[0], w.shape[1])};
-      std::vector<unsigned char> packed(panels.nbytes());
-      pack_linear_panels(TensorRef{const_cast<void*>(host), dtype, w.shape}, packed.data());
-      keep(name + ".panels", panels.shape, packed.data(), dtype, false);
+      m->buffers_.emplace_back(be, panels.nbytes());
+      panels.data = m->buffers_.back().data();
+      if (be.host_memory()) {
+        pack_linear_panels(w, panels.data);  // straight into backend memory
+      } else {
+        std::vector<unsigned char> staged(panels.nbytes());
+        pack_linear_panels(w, staged.data());
+        be.upload(panels.data, staged.data(), panels.nbytes());
+      }
       m->panel_bytes_ += panels.nbytes();
+      m->weights_[name + ".panels"] = std::move(panels);
     }
   }
 

@@ -46,20 +46,29 @@ std::vector<int64_t> linear_panels_shape(int64_t out, int64_t in) {
   return {(out + kLinearPanel - 1) / kLinearPanel, in, kLinearPanel};
 }
 
-void pack_linear_panels(const TensorRef& W, void* dst) {
-  const int64_t out = W.shape.at(0), in = W.shape.at(1);
-  const size_t size = dtype_size(W.dtype);
-  const auto* src = static_cast<const unsigned char*>(W.data);
-  auto* panels = static_cast<unsigned char*>(dst);
+namespace {
+
+// Element by element as T (a fixed-size memcpy is one move, and W may be unaligned in an mmap).
+template <class T>
+void pack_panels_as(const unsigned char* src, T* panels, int64_t out, int64_t in) {
   const int64_t count = linear_panels_shape(out, in)[0];
   for (int64_t p = 0; p < count; ++p)
     for (int64_t k = 0; k < in; ++k)
       for (int64_t j = 0; j < kLinearPanel; ++j) {
         const int64_t o = p * kLinearPanel + j;
-        unsigned char* to = panels + ((p * in + k) * kLinearPanel + j) * size;
-        if (o < out) std::memcpy(to, src + (o * in + k) * size, size);
-        else std::memset(to, 0, size);
+        T v{};
+        if (o < out) std::memcpy(&v, src + (o * in + k) * sizeof(T), sizeof(T));
+        panels[(p * in + k) * kLinearPanel + j] = v;
       }
+}
+
+}  // namespace
+
+void pack_linear_panels(const TensorRef& W, void* dst) {
+  const int64_t out = W.shape.at(0), in = W.shape.at(1);
+  const auto* src = static_cast<const unsigned char*>(W.data);
+  if (dtype_size(W.dtype) == 2) return pack_panels_as(src, static_cast<uint16_t*>(dst), out, in);
+  pack_panels_as(src, static_cast<uint32_t*>(dst), out, in);
 }
 
 bool op_allows_in_place(OpKind op, int in) {
