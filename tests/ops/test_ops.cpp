@@ -1179,36 +1179,20 @@ TEST_CASE("perf: per-op CPU speed", "[.perf]") {
       const CpuContext ctx{threads};
       std::ostringstream line;
       line << cpu_isa_name(isa) << " threads=" << threads << ":";
-      {  // GEMV 1024 x 1024
+      // linear y[T, N] = x[T, K]·Wᵀ + b with W packed as a model packs it, in GFLOP/s.
+      auto linear_gflops = [&](const char* label, int64_t T, int64_t K, int64_t N) {
         Case c;
         c.op = OpKind::linear;
-        c.in = {f32(r, {1, 1024}), f32(r, {1024, 1024}), f32(r, {1024}), Buffer()};
+        c.in = {f32(r, {T, K}), f32(r, {N, K}), f32(r, {N}), Buffer()};
         c.in[3] = panels_of(c.in[1]);
-        c.out.push_back(out(DType::f32, {1, 1024}));
+        c.out.push_back(out(DType::f32, {T, N}));
         const OpCall call = c.call();
         const double t = time_it([&] { cpu_run(call, ctx); });
-        line << " gemv1024 " << 2.0 * 1024 * 1024 / t * 1e-9 << " GFLOP/s;";
-      }
-      {  // GEMM 256 x 1024 x 1024
-        Case c;
-        c.op = OpKind::linear;
-        c.in = {f32(r, {256, 1024}), f32(r, {1024, 1024}), f32(r, {1024}), Buffer()};
-        c.in[3] = panels_of(c.in[1]);
-        c.out.push_back(out(DType::f32, {256, 1024}));
-        const OpCall call = c.call();
-        const double t = time_it([&] { cpu_run(call, ctx); });
-        line << " gemm256x1024x1024 " << 2.0 * 256 * 1024 * 1024 / t * 1e-9 << " GFLOP/s;";
-      }
-      {  // GEMM 12544 x 64 x 224: fashion-seq's mx_proj over a batch of 16 × 784 pixels
-        Case c;
-        c.op = OpKind::linear;
-        c.in = {f32(r, {12544, 64}), f32(r, {224, 64}), f32(r, {224}), Buffer()};
-        c.in[3] = panels_of(c.in[1]);
-        c.out.push_back(out(DType::f32, {12544, 224}));
-        const OpCall call = c.call();
-        const double t = time_it([&] { cpu_run(call, ctx); });
-        line << " gemm12544x64x224 " << 2.0 * 12544 * 64 * 224 / t * 1e-9 << " GFLOP/s;";
-      }
+        line << " " << label << " " << 2.0 * static_cast<double>(T * K * N) / t * 1e-9 << " GFLOP/s;";
+      };
+      linear_gflops("gemv1024", 1, 1024, 1024);
+      linear_gflops("gemm256x1024x1024", 256, 1024, 1024);
+      linear_gflops("gemm12544x64x224", 12544, 64, 224);  // fashion-seq's mx_proj, 16 × 784 pixels
       for (bool bidir : {false, true}) {  // vq_attention n = 2048, W = 64, S = 256, e = 64, h = 128
         AttnSpec s{1, 2048, 64, 128, 256, 64, true, bidir, false, false, {}};
         const Case c = make_attention(r, s);
