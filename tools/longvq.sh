@@ -5,7 +5,7 @@
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 {
-  bash "$repo/tools/setup.sh"
+  bash "$repo/tools/setup.sh" run  # the build and run set only (README: what it installs)
   cmake -S "$repo" -B "$repo/build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
   cmake --build "$repo/build" -j "$(nproc)" --target longvq_cli
 } 1>&2  # stdout carries only what longvq prints

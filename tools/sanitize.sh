@@ -18,7 +18,7 @@ mode="${1:-asan}"
 shift || true
 jobs=$(nproc)
 
-bash tools/setup.sh >/dev/null  # clang and its runtimes are in its list
+bash tools/setup.sh test >/dev/null  # clang and its runtimes are in the test set
 
 configure() {  # DIR SANITIZERS [extra cmake args]
   local dir=$1 san=$2

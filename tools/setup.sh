@@ -1,11 +1,26 @@
 #!/usr/bin/env bash
-# Installs every build, test and reference dependency of longvq with apt. Idempotent:
-# packages already present are skipped, so re-running costs a few seconds.
+# Installs longvq's dependencies with apt, in two sets:
+#
+#   bash tools/setup.sh run    what building and running the product needs (tools/longvq.sh):
+#                              compiler, CMake, Ninja, CLI11, nlohmann-json and the libraries the
+#                              server and the Python binding link
+#   bash tools/setup.sh test   the run set plus the test and reference toolchain (tools/test.sh):
+#                              Catch2, PyTorch, numpy, pytest, OpenBLAS, clang with its sanitizer
+#                              and libFuzzer runtimes, and the services the tests start
+#
+# With no argument: `test` (everything). Idempotent: packages already present are skipped, so a
+# re-run costs well under a second. Measured sizes and times are in the README.
 set -euo pipefail
 
-packages=(
+profile="${1:-test}"
+
+run_packages=(
   build-essential cmake ninja-build pkg-config
-  catch2 libcli11-dev nlohmann-json3-dev
+  libcli11-dev nlohmann-json3-dev
+)
+
+test_packages=(
+  catch2
   python3-torch python3-numpy python3-pytest
   # Debian's torch calls whatever libblas.so.3 is installed; without OpenBLAS that is the
   # reference BLAS, about 18x slower here.
@@ -15,18 +30,30 @@ packages=(
   clang libclang-rt-14-dev libomp-14-dev
 )
 
+case "$profile" in
+  run) packages=("${run_packages[@]}") ;;
+  test) packages=("${run_packages[@]}" "${test_packages[@]}") ;;
+  list-run) printf '%s\n' "${run_packages[@]}"; exit 0 ;;
+  list-test) printf '%s\n' "${run_packages[@]}" "${test_packages[@]}"; exit 0 ;;
+  *)
+    echo "usage: bash tools/setup.sh [run|test]   (run: build and run the product; test: also every test tool)" >&2
+    exit 2
+    ;;
+esac
+
 missing=()
+installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${packages[@]}" 2>/dev/null | awk '/install ok installed/ {print $1}' || true)
 for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  grep -qx "$p" <<<"$installed" || missing+=("$p")
 done
 
 if ((${#missing[@]})); then
-  echo "setup: installing ${missing[*]}"
+  echo "setup ($profile): installing ${missing[*]}"
   sudo_cmd=()
   [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
   export DEBIAN_FRONTEND=noninteractive
   "${sudo_cmd[@]}" apt-get update -qq
   "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 else
-  echo "setup: all dependencies present"
+  echo "setup ($profile): all dependencies present"
 fi
