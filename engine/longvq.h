@@ -20,10 +20,10 @@
 #include <string>
 #include <vector>
 
-#include "engine/executor.h"
-#include "engine/longvq_graph.h"
-#include "engine/model.h"
-#include "engine/state.h"
+#include "engine/runtime/executor.h"
+#include "engine/runtime/longvq_graph.h"
+#include "engine/runtime/model.h"
+#include "engine/runtime/state.h"
 
 namespace longvq {
 

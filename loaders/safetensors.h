@@ -7,7 +7,7 @@
 // the file's bytes: POSIX mmap by default, or a private 64-byte-aligned copy (LoadMode::read).
 // Hostile bytes give a LoadError, never a crash: all size arithmetic is checked.
 //
-// The dtype enum is FileDType, not DType: engine/op.h already declares longvq::DType (the
+// The dtype enum is FileDType, not DType: engine/ops/op.h already declares longvq::DType (the
 // engine's tensor types), and both headers must be usable in one translation unit.
 #pragma once
 

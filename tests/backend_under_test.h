@@ -2,7 +2,7 @@
 // `--backend cuda` (backend_main.cpp exits 77, ctest's "Skipped", when no CUDA device is there).
 #pragma once
 
-#include "engine/model.h"
+#include "engine/runtime/model.h"
 
 namespace longvq::test {
 

@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "engine/version.h"
+#include "engine/runtime/version.h"
 
 TEST_CASE("version is a non-empty dotted number", "[build_info]") {
   const std::string v(longvq::version());
@@ -10,7 +10,7 @@ TEST_CASE("version is a non-empty dotted number", "[build_info]") {
 }
 
 TEST_CASE("build_info reports the CUDA backend as compiled", "[build_info]") {
-  // LONGVQ_HAVE_CUDA reaches this file through longvq_engine's usage requirements,
+  // LONGVQ_HAVE_CUDA reaches this file through longvq's usage requirements,
   // so a mismatch means the library and its consumers were configured differently.
   const std::string info = longvq::build_info();
   INFO("build_info: " << info);

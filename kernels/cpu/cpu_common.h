@@ -9,8 +9,8 @@
 #include <cstring>
 #include <vector>
 
-#include "engine/op.h"
-#include "engine/op_check.h"
+#include "engine/ops/op.h"
+#include "engine/ops/op_check.h"
 #include "kernels/cpu/cpu_ops.h"
 
 namespace longvq::cpu {

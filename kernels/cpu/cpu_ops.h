@@ -1,10 +1,10 @@
 // The CPU backend's kernels: multi-threaded (OpenMP) and vectorized, with AVX2/FMA and AVX-512
 // paths chosen at run time. Results are deterministic and independent of the thread count: work
 // is split into fixed pieces and every sum has a fixed order (no atomics, no thread-dependent
-// reductions). Calls must pass check_op_call (engine/op_check.h).
+// reductions). Calls must pass check_op_call (engine/ops/op_check.h).
 #pragma once
 
-#include "engine/op.h"
+#include "engine/ops/op.h"
 
 namespace longvq {
 

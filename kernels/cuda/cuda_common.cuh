@@ -8,8 +8,8 @@
 #include <stdexcept>
 #include <string>
 
-#include "engine/op.h"
-#include "engine/op_check.h"
+#include "engine/ops/op.h"
+#include "engine/ops/op_check.h"
 #include "kernels/cuda/cuda_ops.h"
 
 namespace longvq::cuda {

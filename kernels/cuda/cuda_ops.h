@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <string>
 
-#include "engine/op.h"
+#include "engine/ops/op.h"
 
 namespace longvq {
 

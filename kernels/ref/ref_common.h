@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "engine/op.h"
-#include "engine/op_check.h"
+#include "engine/ops/op.h"
+#include "engine/ops/op_check.h"
 
 namespace longvq::ref {
 

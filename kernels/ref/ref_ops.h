@@ -3,10 +3,10 @@
 // Each statement carries the line of the design page (../shared/design/longvq-model.md) or of the
 // Python reference (tools/longvq_ref) it implements. Sums accumulate in double; results are
 // rounded to fp32 only when stored. The op test (tests/ops) holds every fast backend to these.
-// Calls must pass check_op_call (engine/op_check.h); the kernels do not re-validate shapes.
+// Calls must pass check_op_call (engine/ops/op_check.h); the kernels do not re-validate shapes.
 #pragma once
 
-#include "engine/op.h"
+#include "engine/ops/op.h"
 
 namespace longvq {
 

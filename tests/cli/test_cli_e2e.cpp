@@ -14,7 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "engine/model.h"
+#include "engine/runtime/model.h"
 #include "loaders/safetensors.h"
 #include "tests/cli/cli_run.h"
 

@@ -6,7 +6,7 @@
 #include <sstream>
 
 #include "engine/longvq.h"
-#include "engine/planner.h"
+#include "engine/runtime/planner.h"
 
 namespace fs = std::filesystem;
 using namespace longvq;

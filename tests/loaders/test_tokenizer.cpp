@@ -3,7 +3,7 @@
 #include <cstring>
 #include <functional>
 
-#include "engine/tokenizer.h"
+#include "engine/text/tokenizer.h"
 #include "loaders/config.h"
 #include "test_util.h"
 

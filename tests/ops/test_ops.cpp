@@ -24,10 +24,10 @@
 #include <string>
 #include <vector>
 
-#include "engine/backend.h"
-#include "engine/model.h"
-#include "engine/op.h"
-#include "engine/op_check.h"
+#include "engine/backends/backend.h"
+#include "engine/runtime/model.h"
+#include "engine/ops/op.h"
+#include "engine/ops/op_check.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/ref/ref_ops.h"
 #include "tests/backend_under_test.h"

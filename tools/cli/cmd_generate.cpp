@@ -11,7 +11,7 @@
 #include <CLI/CLI.hpp>
 
 #include "engine/longvq.h"
-#include "engine/tokenizer.h"
+#include "engine/text/tokenizer.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/common.h"
 #include "tools/cli/prompt_cache.h"

@@ -15,7 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/longvq.h"
-#include "engine/tokenizer.h"
+#include "engine/text/tokenizer.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/common.h"
 #include "tools/cli/progress.h"

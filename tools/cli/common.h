@@ -9,7 +9,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "engine/model.h"
+#include "engine/runtime/model.h"
 
 namespace CLI {
 class App;

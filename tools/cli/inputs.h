@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/tokenizer.h"
+#include "engine/text/tokenizer.h"
 #include "loaders/config.h"
 
 namespace longvq::cli {

@@ -15,8 +15,8 @@
 
 #include <CLI/CLI.hpp>
 
-#include "engine/tokenizer.h"
-#include "engine/version.h"
+#include "engine/text/tokenizer.h"
+#include "engine/runtime/version.h"
 #include "loaders/load_error.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/common.h"

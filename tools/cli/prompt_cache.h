@@ -12,7 +12,7 @@
 #include <filesystem>
 #include <optional>
 
-#include "engine/state.h"
+#include "engine/runtime/state.h"
 
 namespace longvq::cli {
 

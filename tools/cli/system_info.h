@@ -6,9 +6,9 @@
 #include <string>
 #include <string_view>
 
-#include "engine/longvq_graph.h"
-#include "engine/model.h"
-#include "engine/planner.h"
+#include "engine/runtime/longvq_graph.h"
+#include "engine/runtime/model.h"
+#include "engine/runtime/planner.h"
 
 namespace longvq::cli {
 

@@ -3,8 +3,8 @@
 
 #include <cstdint>
 
-#include "engine/graph.h"
-#include "engine/model.h"
+#include "engine/runtime/graph.h"
+#include "engine/runtime/model.h"
 
 namespace longvq {
 

@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "engine/op.h"
+#include "engine/ops/op.h"
 
 namespace longvq {
 

@@ -1,4 +1,4 @@
-#include "engine/op_check.h"
+#include "engine/ops/op_check.h"
 
 #include <cstdint>
 #include <stdexcept>

@@ -1,4 +1,4 @@
-#include "engine/version.h"
+#include "engine/runtime/version.h"
 
 #ifndef LONGVQ_HAVE_CUDA
 #error "LONGVQ_HAVE_CUDA must be defined (0 or 1) by the build system"

@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "engine/backend.h"
+#include "engine/backends/backend.h"
 
 namespace longvq {
 

@@ -1,4 +1,4 @@
-#include "engine/graph.h"
+#include "engine/runtime/graph.h"
 
 #include <stdexcept>
 

@@ -6,10 +6,10 @@
 #include <string>
 #include <vector>
 
-#include "engine/backend.h"
-#include "engine/graph.h"
-#include "engine/model.h"
-#include "engine/planner.h"
+#include "engine/backends/backend.h"
+#include "engine/runtime/graph.h"
+#include "engine/runtime/model.h"
+#include "engine/runtime/planner.h"
 
 namespace longvq {
 

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/graph.h"
+#include "engine/runtime/graph.h"
 
 namespace longvq {
 

@@ -12,7 +12,7 @@
 #include <memory>
 #include <string>
 
-#include "engine/backend.h"
+#include "engine/backends/backend.h"
 #include "loaders/config.h"
 #include "loaders/model_file.h"
 

@@ -20,7 +20,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "engine/backend.h"
+#include "engine/backends/backend.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/cuda_smoke.h"
 

@@ -2,7 +2,7 @@
 #include <stdexcept>
 
 #include "engine/longvq.h"
-#include "engine/planner.h"
+#include "engine/runtime/planner.h"
 
 namespace longvq {
 

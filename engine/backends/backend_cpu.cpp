@@ -4,7 +4,7 @@
 #include <new>
 #include <thread>
 
-#include "engine/backend.h"
+#include "engine/backends/backend.h"
 #include "kernels/cpu/cpu_ops.h"
 
 namespace longvq {

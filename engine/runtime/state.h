@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/backend.h"
-#include "engine/model.h"
+#include "engine/backends/backend.h"
+#include "engine/runtime/model.h"
 
 namespace longvq {
 

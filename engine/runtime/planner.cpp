@@ -1,4 +1,4 @@
-#include "engine/planner.h"
+#include "engine/runtime/planner.h"
 
 #include <algorithm>
 #include <iomanip>

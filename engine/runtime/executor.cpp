@@ -1,9 +1,9 @@
-#include "engine/executor.h"
+#include "engine/runtime/executor.h"
 
 #include <stdexcept>
 
-#include "engine/op_check.h"
-#include "engine/state.h"
+#include "engine/ops/op_check.h"
+#include "engine/runtime/state.h"
 
 namespace longvq {
 

@@ -1,4 +1,4 @@
-// Loads the CUDA backend module (engine/backend_cuda.h) once, on first use.
+// Loads the CUDA backend module (engine/backends/backend_cuda.h) once, on first use.
 #include <dlfcn.h>
 
 #include <cstdlib>
@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "engine/backend_cuda.h"
+#include "engine/backends/backend_cuda.h"
 
 #ifndef LONGVQ_CUDA_MODULE_PATH
 #error "LONGVQ_CUDA_MODULE_PATH must name the built liblongvq_cuda_backend.so"

@@ -1,4 +1,4 @@
-#include "engine/op.h"
+#include "engine/ops/op.h"
 
 #include <cstring>
 #include <stdexcept>

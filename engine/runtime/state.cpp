@@ -1,4 +1,4 @@
-#include "engine/state.h"
+#include "engine/runtime/state.h"
 
 #include <algorithm>
 #include <atomic>

@@ -1,10 +1,10 @@
-#include "engine/model.h"
+#include "engine/runtime/model.h"
 
 #include <cmath>
 #include <stdexcept>
 
 #if LONGVQ_HAVE_CUDA
-#include "engine/backend_cuda.h"
+#include "engine/backends/backend_cuda.h"
 #endif
 
 namespace longvq {

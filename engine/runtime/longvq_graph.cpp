@@ -1,4 +1,4 @@
-#include "engine/longvq_graph.h"
+#include "engine/runtime/longvq_graph.h"
 
 #include <stdexcept>
 

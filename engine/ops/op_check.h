@@ -1,10 +1,10 @@
-// Validation of an OpCall against the contract of engine/op.h: arity, dtypes, shapes, optional
+// Validation of an OpCall against the contract of engine/ops/op.h: arity, dtypes, shapes, optional
 // inputs present exactly when the params say so, and outputs that do not overlap inputs (except
 // the in-place pairs op_allows_in_place names). Kernels (kernels/ref, kernels/cpu) assume a
 // checked call; the engine checks each node once when it builds or plans a graph.
 #pragma once
 
-#include "engine/op.h"
+#include "engine/ops/op.h"
 
 namespace longvq {
 
