@@ -3,26 +3,30 @@
 // liblongvq_cuda_backend.so (engine/cuda_module.cpp opens it on first use), so programs that
 // run on the CPU never load the CUDA libraries.
 //
-// Every copy is stream-ordered (cudaMemcpyAsync on our stream, then a wait), so a kernel never
-// races a copy. A run's calls are turned into a signature (ops, parameters, pointers, shapes);
-// the second time a signature is seen its calls are captured into a CUDA graph and from then on
-// replayed with one launch. That is what makes decode cheap: the executor passes identical calls
-// for every step of one State (data-dependent values such as positions and token ids are read
-// on the device). Kernel scratch memory grows only outside a capture; growing it drops the
+// The device (one per process) holds the model weights in memory allocated and filled
+// synchronously; each backend (one per Session) has its own stream and cuBLAS handle. Every copy
+// of a backend is stream-ordered (cudaMemcpyAsync on its stream, then a wait), so a kernel never
+// races a copy. A run's calls come with a generation number that changes whenever the executor
+// rebound them: the second time a generation is seen its calls are captured into a CUDA graph
+// and from then on replayed with one launch. That is what makes decode cheap: the executor
+// passes the same calls for every step of one State (data-dependent values such as positions and
+// token ids are read on the device). Generations seen once (a prompt's last partial chunk, one
+// classify shape) are remembered apart from the recorded graphs, so one-off runs never evict
+// the decode graph. Kernel scratch memory grows only outside a capture; growing it drops the
 // recorded graphs, which point at the old scratch. Kernels report out-of-range values through a
 // device error word that synchronize() turns into an exception.
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <map>
+#include <list>
 #include <stdexcept>
 #include <string>
 
 #include "engine/backends/backend.h"
 #include "kernels/cuda/cuda_ops.h"
-#include "kernels/cuda/cuda_smoke.h"
 
 namespace longvq {
 namespace {
@@ -37,50 +41,27 @@ void check(cublasStatus_t status, const char* what) {
 
 constexpr size_t kCublasWorkspaceBytes = size_t{32} << 20;  // fixed, so graph capture never allocates
 constexpr size_t kMaxGraphs = 32;                           // recorded graphs kept per backend
+constexpr size_t kMaxSeenOnce = 64;                         // generations remembered as seen once
 
-// Appends the bytes of v to s.
-template <class T>
-void put(std::string& s, const T& v) {
-  s.append(reinterpret_cast<const char*>(&v), sizeof v);
-}
-
-std::string signature(const std::vector<OpCall>& calls) {
-  std::string s;
-  for (const OpCall& c : calls) {
-    const OpParams& p = c.params;
-    put(s, c.op);
-    put(s, p.scale);
-    put(s, p.activation);
-    put(s, p.norm);
-    put(s, p.affine);
-    put(s, p.eps);
-    put(s, p.bidirectional);
-    put(s, p.stateful);
-    put(s, p.has_lengths);
-    put(s, p.window);
-    put(s, p.quantize_window_keys);
-    for (const auto* list : {&c.inputs, &c.outputs}) {
-      put(s, list->size());
-      for (const TensorRef& t : *list) {
-        put(s, t.data);
-        put(s, t.dtype);
-        put(s, t.shape.size());
-        for (int64_t d : t.shape) put(s, d);
-      }
+int device_count(std::string* why_none) {
+  int count = 0;
+  const cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess) {
+    cudaGetLastError();  // clear the error so later runtime calls start clean
+    if (why_none) {
+      *why_none = std::string("cudaGetDeviceCount: ") + cudaGetErrorString(err);
+      // The runtime reports a missing libcuda.so as an "insufficient" driver.
+      if (err == cudaErrorInsufficientDriver) *why_none += "; is the NVIDIA driver installed?";
     }
+    return 0;
   }
-  return s;
+  if (count == 0 && why_none) *why_none = "the CUDA driver reports no devices";
+  return count;
 }
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend() {
-    std::string why;
-    if (longvq_cuda_device_count(&why) == 0) throw std::runtime_error("no CUDA device: " + why + "; use the CPU backend");
-    check(cudaGetDevice(&device_), "cudaGetDevice");
-    cudaDeviceProp prop{};
-    check(cudaGetDeviceProperties(&prop, device_), "cudaGetDeviceProperties");
-    name_ = std::string("cuda (") + prop.name + ", sm_" + std::to_string(prop.major) + std::to_string(prop.minor) + ")";
+  explicit CudaBackend(std::string name) : name_(std::move(name)) {
     check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
     check(cublasCreate(&cublas_), "cublasCreate");
     check(cublasSetStream(cublas_, stream_), "cublasSetStream");
@@ -106,7 +87,6 @@ class CudaBackend final : public Backend {
   }
 
   std::string name() const override { return name_; }
-  bool host_memory() const override { return false; }
 
   std::string unsupported_reason(const OpCall& call) const override { return cuda_unsupported_reason(call); }
 
@@ -118,6 +98,11 @@ class CudaBackend final : public Backend {
     return p;
   }
   void deallocate(void* ptr) override { cudaFree(ptr); }
+  void copy(void* dst, const void* src, size_t bytes) override {
+    if (!bytes) return;
+    check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_), "cudaMemcpyAsync (copy)");
+    wait();
+  }
   void upload(void* dst, const void* src, size_t bytes) override {
     if (!bytes) return;
     check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_), "cudaMemcpyAsync (upload)");
@@ -139,7 +124,7 @@ class CudaBackend final : public Backend {
     cuda_run(call, context());
   }
 
-  void run_graph(const std::vector<OpCall>& calls) override {
+  void run_graph(const std::vector<OpCall>& calls, uint64_t generation) override {
     size_t need = 0;
     for (const OpCall& c : calls) need = std::max(need, cuda_scratch_bytes(c));
     reserve_scratch(need);
@@ -147,19 +132,27 @@ class CudaBackend final : public Backend {
       for (const OpCall& c : calls) cuda_run(c, context());
       return;
     }
-    const std::string sig = signature(calls);
-    if (graphs_.size() >= kMaxGraphs && !graphs_.count(sig)) drop_graphs();  // bounded, simplest policy
-    Recorded& rec = graphs_[sig];
-    if (rec.exec) {
-      check(cudaGraphLaunch(rec.exec, stream_), "cudaGraphLaunch");
+    // Recorded graphs, most recently used first.
+    auto rec = std::find_if(graphs_.begin(), graphs_.end(), [&](const Recorded& r) { return r.generation == generation; });
+    if (rec != graphs_.end()) {
+      graphs_.splice(graphs_.begin(), graphs_, rec);
+      check(cudaGraphLaunch(rec->exec, stream_), "cudaGraphLaunch");
       return;
     }
-    if (++rec.seen < 2) {  // first sight: run eagerly (one-off runs such as a prompt chunk stay eager)
+    auto seen = std::find(seen_once_.begin(), seen_once_.end(), generation);
+    if (seen == seen_once_.end()) {  // first sight: run eagerly (one-off runs stay eager)
+      seen_once_.push_front(generation);
+      if (seen_once_.size() > kMaxSeenOnce) seen_once_.pop_back();
       for (const OpCall& c : calls) cuda_run(c, context());
       return;
     }
-    record(calls, rec);
-    check(cudaGraphLaunch(rec.exec, stream_), "cudaGraphLaunch");
+    seen_once_.erase(seen);
+    if (graphs_.size() >= kMaxGraphs) {  // evict the least recently used recorded graph
+      cudaGraphExecDestroy(graphs_.back().exec);
+      graphs_.pop_back();
+    }
+    graphs_.push_front(Recorded{generation, record(calls)});
+    check(cudaGraphLaunch(graphs_.front().exec, stream_), "cudaGraphLaunch");
   }
 
   void synchronize() override {
@@ -176,8 +169,8 @@ class CudaBackend final : public Backend {
 
  private:
   struct Recorded {
-    int seen = 0;
-    cudaGraphExec_t exec = nullptr;
+    uint64_t generation;
+    cudaGraphExec_t exec;
   };
 
   CudaContext context() const { return CudaContext{stream_, cublas_, scratch_, error_flags_}; }
@@ -194,7 +187,7 @@ class CudaBackend final : public Backend {
     scratch_bytes_ = bytes;
   }
 
-  void record(const std::vector<OpCall>& calls, Recorded& rec) {
+  cudaGraphExec_t record(const std::vector<OpCall>& calls) {
     check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
     cudaGraph_t graph = nullptr;
     try {
@@ -205,18 +198,19 @@ class CudaBackend final : public Backend {
       throw;
     }
     check(cudaStreamEndCapture(stream_, &graph), "cudaStreamEndCapture");
-    const cudaError_t err = cudaGraphInstantiate(&rec.exec, graph, 0);
+    cudaGraphExec_t exec = nullptr;
+    const cudaError_t err = cudaGraphInstantiate(&exec, graph, 0);
     cudaGraphDestroy(graph);
     check(err, "cudaGraphInstantiate");
+    return exec;
   }
 
   void drop_graphs() {
-    for (auto& [sig, rec] : graphs_)
-      if (rec.exec) cudaGraphExecDestroy(rec.exec);
+    for (const Recorded& rec : graphs_) cudaGraphExecDestroy(rec.exec);
     graphs_.clear();
+    seen_once_.clear();
   }
 
-  int device_ = 0;
   std::string name_;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
@@ -225,19 +219,67 @@ class CudaBackend final : public Backend {
   void* scratch_ = nullptr;
   size_t scratch_bytes_ = 0;
   bool graphs_enabled_ = true;
-  std::map<std::string, Recorded> graphs_;
+  std::list<Recorded> graphs_;
+  std::list<uint64_t> seen_once_;
 };
+
+// Weights: memory every backend of the process reads, filled synchronously at load.
+class CudaDevice final : public Device {
+ public:
+  CudaDevice() {
+    std::string why;
+    if (device_count(&why) == 0) throw std::runtime_error("no CUDA device: " + why + "; use the CPU backend");
+    check(cudaGetDevice(&device_), "cudaGetDevice");
+    cudaDeviceProp prop{};
+    check(cudaGetDeviceProperties(&prop, device_), "cudaGetDeviceProperties");
+    name_ = std::string("cuda (") + prop.name + ", sm_" + std::to_string(prop.major) + std::to_string(prop.minor) + ")";
+  }
+  BackendKind kind() const override { return BackendKind::cuda; }
+  std::string name() const override { return name_; }
+  bool host_memory() const override { return false; }
+  void* allocate(size_t bytes) override {
+    void* p = nullptr;
+    check(cudaMalloc(&p, bytes ? bytes : 1), "cudaMalloc");  // 256-byte aligned
+    check(cudaMemset(p, 0, bytes), "cudaMemset");
+    return p;
+  }
+  void deallocate(void* ptr) override { cudaFree(ptr); }
+  void upload(void* dst, const void* src, size_t bytes) override {
+    if (bytes) check(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "cudaMemcpy (weights)");
+  }
+  std::unique_ptr<Backend> make_backend(int) override { return std::make_unique<CudaBackend>(name_); }
+
+ private:
+  int device_ = 0;
+  std::string name_;
+};
+
+// Copies `text` into the C buffer `out` of `size` bytes (NUL-terminated, truncated if needed).
+void put_message(const std::string& text, char* out, size_t size) {
+  if (!out || size == 0) return;
+  const size_t n = std::min(text.size(), size - 1);
+  std::memcpy(out, text.data(), n);
+  out[n] = '\0';
+}
 
 }  // namespace
 }  // namespace longvq
 
-// The module's entry points (engine/cuda_module.cpp loads them with dlopen).
-extern "C" int longvq_cuda_module_devices(std::string* why_none) { return longvq_cuda_device_count(why_none); }
-extern "C" longvq::Backend* longvq_cuda_module_make_backend(std::string* error) {
+// The module's entry points, in C types (engine/backends/cuda_module.cpp loads them with dlopen).
+extern "C" int longvq_cuda_module_device_count(char* why_none, size_t why_size) {
+  std::string why;
+  const int n = longvq::device_count(&why);
+  if (n == 0) longvq::put_message(why, why_none, why_size);
+  return n;
+}
+
+// The process's CUDA device (a longvq::Device*), or null with the reason in `error`.
+extern "C" void* longvq_cuda_module_device(char* error, size_t error_size) {
   try {
-    return new longvq::CudaBackend();
+    static longvq::CudaDevice device;
+    return static_cast<longvq::Device*>(&device);
   } catch (const std::exception& e) {
-    *error = e.what();
+    longvq::put_message(e.what(), error, error_size);
     return nullptr;
   }
 }

@@ -1,11 +1,10 @@
-// The CUDA backend, present when the build has LONGVQ_HAVE_CUDA. Its code (backend_cuda.cpp and
+// The CUDA device, present when the build has LONGVQ_HAVE_CUDA. Its code (backend_cuda.cpp and
 // kernels/cuda) is a separate module, liblongvq_cuda_backend.so, loaded on first use by
 // cuda_module.cpp: a program that only runs on the CPU never loads the CUDA libraries (hundreds
 // of MiB of cuBLAS), and starts where they are not installed. LONGVQ_CUDA_MODULE=PATH overrides
-// where the module is looked for.
+// where the module is looked for. The module's entry points take and return C types only.
 #pragma once
 
-#include <memory>
 #include <string>
 
 #include "engine/backends/backend.h"
@@ -16,7 +15,7 @@ namespace longvq {
 // be loaded). Never throws.
 int cuda_device_count(std::string* why_none);
 
-// A backend on the current device with its own stream; throws when there is no device.
-std::unique_ptr<Backend> make_cuda_backend();
+// The process's CUDA device; throws std::runtime_error when there is none.
+Device& cuda_device();
 
 }  // namespace longvq

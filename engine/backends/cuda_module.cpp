@@ -16,10 +16,12 @@ namespace longvq {
 namespace {
 
 struct Module {
-  int (*devices)(std::string*) = nullptr;
-  Backend* (*make)(std::string*) = nullptr;
+  int (*device_count)(char* why, size_t why_size) = nullptr;
+  void* (*device)(char* error, size_t error_size) = nullptr;  // a Device*
   std::string error;  // why it could not be loaded
 };
+
+constexpr size_t kMessageBytes = 1024;
 
 const Module& module() {
   static Module m;
@@ -34,9 +36,10 @@ const Module& module() {
                 "); rebuild longvq, or set LONGVQ_CUDA_MODULE to the module's path";
       return;
     }
-    m.devices = reinterpret_cast<int (*)(std::string*)>(dlsym(handle, "longvq_cuda_module_devices"));
-    m.make = reinterpret_cast<Backend* (*)(std::string*)>(dlsym(handle, "longvq_cuda_module_make_backend"));
-    if (!m.devices || !m.make) m.error = path + " is not a longvq CUDA backend module (entry points missing)";
+    m.device_count = reinterpret_cast<int (*)(char*, size_t)>(dlsym(handle, "longvq_cuda_module_device_count"));
+    m.device = reinterpret_cast<void* (*)(char*, size_t)>(dlsym(handle, "longvq_cuda_module_device"));
+    if (!m.device_count || !m.device)
+      m.error = path + " is not a longvq CUDA backend module of this version (entry points missing); rebuild longvq";
   });
   return m;
 }
@@ -49,16 +52,19 @@ int cuda_device_count(std::string* why_none) {
     if (why_none) *why_none = m.error;
     return 0;
   }
-  return m.devices(why_none);
+  char why[kMessageBytes] = "";
+  const int n = m.device_count(why, sizeof why);
+  if (n == 0 && why_none) *why_none = why;
+  return n;
 }
 
-std::unique_ptr<Backend> make_cuda_backend() {
+Device& cuda_device() {
   const Module& m = module();
   if (!m.error.empty()) throw std::runtime_error(m.error);
-  std::string error;
-  Backend* be = m.make(&error);
-  if (!be) throw std::runtime_error(error);
-  return std::unique_ptr<Backend>(be);
+  char error[kMessageBytes] = "";
+  void* device = m.device(error, sizeof error);
+  if (!device) throw std::runtime_error(error);
+  return *static_cast<Device*>(device);
 }
 
 }  // namespace longvq

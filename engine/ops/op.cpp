@@ -1,6 +1,5 @@
 #include "engine/ops/op.h"
 
-#include <cstring>
 #include <stdexcept>
 
 namespace longvq {
@@ -25,12 +24,42 @@ const char* dtype_name(DType t) {
   return "?";
 }
 
-const char* op_name(OpKind op) {
-  static const char* names[] = {"embed_tokens", "embed_real", "norm",           "linear",
-                                "ema",          "mix_gates",  "vq_codes",       "vq_attention",
-                                "mul",          "gated_residual", "add",        "mean_pool"};
-  static_assert(sizeof(names) / sizeof(names[0]) == static_cast<size_t>(OpKind::count_));
-  return names[static_cast<size_t>(op)];
+namespace {
+
+constexpr uint32_t bit(auto slot) { return 1u << static_cast<unsigned>(slot); }
+constexpr uint32_t kCausalState = kParamBidirectional | kParamStateful | kParamHasLengths;
+
+// In OpKind order (checked below).
+constexpr OpDesc kOps[] = {
+    {OpKind::embed_tokens, "embed_tokens", EmbedTokensInNames, OutEmbedNames, kParamScale, 0, 0},
+    {OpKind::embed_real, "embed_real", EmbedRealInNames, OutEmbedNames, 0, 0, 0},
+    {OpKind::norm, "norm", NormInNames, OutYNames, kParamNorm | kParamAffine | kParamEps, 0, 0},
+    {OpKind::linear, "linear", LinearInNames, OutYNames, kParamActivation, 0, bit(LinearIn::W)},
+    {OpKind::ema, "ema", EmaInNames, OutYNames, kCausalState, 0, 0},
+    {OpKind::mix_gates, "mix_gates", MixGatesInNames, MixGatesOutNames, 0, 0, 0},
+    {OpKind::vq_codes, "vq_codes", VqCodesInNames, VqCodesOutNames, 0, 0, 0},
+    {OpKind::vq_attention, "vq_attention", VqAttentionInNames, VqAttentionOutNames,
+     kCausalState | kParamWindow | kParamQuantizeWindowKeys, 0, 0},
+    {OpKind::mul, "mul", BinaryInNames, OutYNames, 0, bit(BinaryIn::a) | bit(BinaryIn::b), 0},
+    // y[i] reads res[i], u[i], hx[i], hp[i] only: it may overwrite res.
+    {OpKind::gated_residual, "gated_residual", GatedResidualInNames, OutYNames, 0, bit(GatedResidualIn::res), 0},
+    {OpKind::add, "add", BinaryInNames, OutYNames, 0, bit(BinaryIn::a) | bit(BinaryIn::b), 0},
+    {OpKind::mean_pool, "mean_pool", MeanPoolInNames, MeanPoolOutNames, 0, 0, 0},
+};
+static_assert(sizeof(kOps) / sizeof(kOps[0]) == static_cast<size_t>(OpKind::count_));
+
+constexpr bool in_order() {
+  for (size_t i = 0; i < sizeof(kOps) / sizeof(kOps[0]); ++i)
+    if (static_cast<size_t>(kOps[i].kind) != i) return false;
+  return true;
+}
+
+}  // namespace
+
+const OpDesc& op_desc(OpKind op) {
+  static_assert(in_order(), "kOps must list the ops in OpKind order");
+  if (static_cast<size_t>(op) >= static_cast<size_t>(OpKind::count_)) throw std::invalid_argument("unknown op kind");
+  return kOps[static_cast<size_t>(op)];
 }
 
 int64_t TensorRef::numel() const {
@@ -42,42 +71,6 @@ int64_t TensorRef::numel() const {
 int64_t TensorRef::rows() const { return shape.empty() ? 1 : numel() / shape.back(); }
 int64_t TensorRef::cols() const { return shape.empty() ? 1 : shape.back(); }
 
-std::vector<int64_t> linear_panels_shape(int64_t out, int64_t in) {
-  return {(out + kLinearPanel - 1) / kLinearPanel, in, kLinearPanel};
-}
-
-namespace {
-
-// Element by element as T (a fixed-size memcpy is one move, and W may be unaligned in an mmap).
-template <class T>
-void pack_panels_as(const unsigned char* src, T* panels, int64_t out, int64_t in) {
-  const int64_t count = linear_panels_shape(out, in)[0];
-  for (int64_t p = 0; p < count; ++p)
-    for (int64_t k = 0; k < in; ++k)
-      for (int64_t j = 0; j < kLinearPanel; ++j) {
-        const int64_t o = p * kLinearPanel + j;
-        T v{};
-        if (o < out) std::memcpy(&v, src + (o * in + k) * sizeof(T), sizeof(T));
-        panels[(p * in + k) * kLinearPanel + j] = v;
-      }
-}
-
-}  // namespace
-
-void pack_linear_panels(const TensorRef& W, void* dst) {
-  const int64_t out = W.shape.at(0), in = W.shape.at(1);
-  const auto* src = static_cast<const unsigned char*>(W.data);
-  if (dtype_size(W.dtype) == 2) return pack_panels_as(src, static_cast<uint16_t*>(dst), out, in);
-  pack_panels_as(src, static_cast<uint32_t*>(dst), out, in);
-}
-
-bool op_allows_in_place(OpKind op, int in) {
-  switch (op) {
-    case OpKind::mul:
-    case OpKind::add: return in == 0 || in == 1;
-    case OpKind::gated_residual: return in == 0;  // y[i] reads res[i], u[i], hx[i], hp[i] only
-    default: return false;
-  }
-}
+bool tensor_present(const TensorRef& t) { return t.data != nullptr || (!t.shape.empty() && t.numel() == 0); }
 
 }  // namespace longvq

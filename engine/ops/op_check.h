@@ -1,7 +1,9 @@
 // Validation of an OpCall against the contract of engine/ops/op.h: arity, dtypes, shapes, optional
-// inputs present exactly when the params say so, and outputs that do not overlap inputs (except
-// the in-place pairs op_allows_in_place names). Kernels (kernels/ref, kernels/cpu) assume a
-// checked call; the engine checks each node once when it builds or plans a graph.
+// inputs present exactly when the params say so, layouts (only the slots a descriptor allows may
+// hold a backend's private layout), and outputs that do not overlap inputs (except the in-place
+// pairs of the descriptor). Kernels assume a checked call; the engine checks each node once when
+// it plans a graph. Values are not read (they may live in device memory): whoever fills an index
+// tensor (token ids, state_rows) range-checks it.
 #pragma once
 
 #include "engine/ops/op.h"
@@ -12,10 +14,5 @@ namespace longvq {
 // role), and what was expected vs found, e.g.
 //   "vq_attention: input 2 (v): expected shape [2, 7, 5] = [B, n, h], found [2, 7, 6]".
 void check_op_call(const OpCall& call);
-
-// Whether an optional tensor is given: data != nullptr, or it has a shape with zero elements
-// (a zero-size buffer may have no memory, e.g. the ring of a W = 0 model). A default TensorRef
-// (no data, no shape) is absent.
-bool tensor_present(const TensorRef& t);
 
 }  // namespace longvq

@@ -1,11 +1,21 @@
 #include "engine/runtime/executor.h"
 
+#include <atomic>
 #include <stdexcept>
 
 #include "engine/ops/op_check.h"
 #include "engine/runtime/state.h"
 
 namespace longvq {
+namespace {
+
+// Unique across the process, so a backend may key recorded graphs by it whatever executor ran.
+uint64_t next_generation() {
+  static std::atomic<uint64_t> counter{0};
+  return ++counter;
+}
+
+}  // namespace
 
 Executor::Executor(const Model& model, Backend& backend, Graph graph)
     : model_(model), backend_(backend), graph_(std::move(graph)), plan_(plan_memory(graph_)),
@@ -35,7 +45,7 @@ TensorRef Executor::bind(int id, int64_t batch, int64_t seq, State* state) const
   if (id < 0) return {};
   const TensorDesc& t = graph_.tensor(id);
   switch (t.role) {
-    case TensorRole::weight: return model_.weight(t.name);
+    case TensorRole::weight: return model_.weight(t.name, t.use);
     case TensorRole::state:
       if (!state) throw std::logic_error("graph needs a State for " + t.name);
       return state->tensor(t.name);
@@ -60,17 +70,15 @@ void Executor::run(int64_t batch, int64_t seq, State* state) {
     throw std::invalid_argument("run of " + std::to_string(batch) + " × " + std::to_string(seq) +
                                 " exceeds the planned " + std::to_string(graph_.max_batch()) + " × " +
                                 std::to_string(graph_.max_seq()));
-  if (state && state->batch() != batch)
-    throw std::invalid_argument("state holds " + std::to_string(state->batch()) + " sequences but the run has " +
-                                std::to_string(batch));
   // The bound calls depend only on (batch, seq, the state's memory): a decode loop rebinds nothing.
   const uint64_t state_id = state ? state->id() : 0;
   if (!calls_.empty() && batch == bound_batch_ && seq == bound_seq_ && state_id == bound_state_) {
-    backend_.run_graph(calls_);
+    backend_.run_graph(calls_, generation_);
     backend_.synchronize();
     return;
   }
   bound_batch_ = batch, bound_seq_ = seq, bound_state_ = state_id;
+  generation_ = next_generation();
   calls_.resize(graph_.nodes().size());
   for (size_t i = 0; i < calls_.size(); ++i) {
     const Node& node = graph_.nodes()[i];
@@ -82,7 +90,7 @@ void Executor::run(int64_t batch, int64_t seq, State* state) {
     for (int id : node.inputs) call.inputs.push_back(bind(id, batch, seq, state));
     for (int id : node.outputs) call.outputs.push_back(bind(id, batch, seq, state));
   }
-  backend_.run_graph(calls_);
+  backend_.run_graph(calls_, generation_);
   backend_.synchronize();
 }
 

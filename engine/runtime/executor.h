@@ -25,7 +25,8 @@ class Executor {
 
   // Copies host data into a graph input for a run of `batch` × `seq`.
   void set_input(const std::string& name, const void* host, int64_t batch, int64_t seq);
-  // Runs every node for the given sizes (≤ the graph's maxima); state tensors come from `state`.
+  // Runs every node for the given sizes (≤ the graph's maxima); state tensors come from `state`
+  // (any number of rows: the "state_rows" input says which ones the run steps).
   void run(int64_t batch, int64_t seq, State* state);
   // Copies a graph output (or any arena tensor of the last run) to host memory.
   void get_output(const std::string& name, void* host, int64_t batch, int64_t seq) const;
@@ -43,6 +44,7 @@ class Executor {
   std::vector<OpCall> calls_;  // bound for (bound_batch_, bound_seq_, bound_state_); reused while they hold
   int64_t bound_batch_ = 0, bound_seq_ = 0;
   uint64_t bound_state_ = 0;  // State::id()
+  uint64_t generation_ = 0;   // changes whenever calls_ is rebound (Backend::run_graph)
 };
 
 }  // namespace longvq

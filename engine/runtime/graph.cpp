@@ -20,7 +20,6 @@ std::vector<int64_t> resolve_shape(const std::vector<int64_t>& shape, int64_t ba
   for (int64_t& d : out) {
     if (d == kBatch) d = batch;
     else if (d == kSeq) d = seq;
-    else if (d == kTokens) d = batch * seq;
   }
   return out;
 }
@@ -34,6 +33,19 @@ size_t tensor_bytes(const TensorDesc& t, int64_t batch, int64_t seq) {
 int Graph::add_tensor(std::string name, DType dtype, std::vector<int64_t> shape, TensorRole role) {
   tensors_.push_back(TensorDesc{std::move(name), dtype, std::move(shape), role, -1});
   return static_cast<int>(tensors_.size()) - 1;
+}
+
+int Graph::add_weight(std::string name, DType dtype, std::vector<int64_t> shape, WeightUse use) {
+  const int id = add_tensor(std::move(name), dtype, std::move(shape), TensorRole::weight);
+  tensors_.back().use = use;
+  return id;
+}
+
+int Graph::find_weight(const std::string& name, WeightUse use) const {
+  for (size_t i = 0; i < tensors_.size(); ++i)
+    if (tensors_[i].role == TensorRole::weight && tensors_[i].name == name && tensors_[i].use == use)
+      return static_cast<int>(i);
+  return -1;
 }
 
 std::vector<int> Graph::add_node(OpKind op, const OpParams& params, std::vector<int> inputs,

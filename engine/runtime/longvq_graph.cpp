@@ -1,6 +1,9 @@
 #include "engine/runtime/longvq_graph.h"
 
+#include <cmath>
 #include <stdexcept>
+
+#include "engine/runtime/state_layout.h"
 
 namespace longvq {
 
@@ -21,13 +24,13 @@ namespace {
 // Graph-building helpers that know the model's weights and sizes.
 class Builder {
  public:
-  Builder(const Model& model, Graph& g) : m_(model), c_(model.config()), g_(g) {}
+  Builder(const Model& model, Graph& g) : m_(model), c_(model.config()), g_(g), layout_(state_layout(c_)) {}
 
-  int weight(const std::string& name) {
-    int id = g_.find(name);
+  int weight(const std::string& name, WeightUse use = WeightUse::dense) {
+    int id = g_.find_weight(name, use);
     if (id >= 0) return id;
-    const TensorRef& w = m_.weight(name);
-    return g_.add_tensor(name, w.dtype, w.shape, TensorRole::weight);
+    const TensorRef& w = m_.weight(name, use);
+    return g_.add_weight(name, w.dtype, w.shape, use);
   }
   int optional_weight(const std::string& name) { return m_.has_weight(name) ? weight(name) : -1; }
 
@@ -45,9 +48,23 @@ class Builder {
     return g_.add(OpKind::norm, p, {x, w, b, rm, rv}, name, {kBatch, kSeq, width}, "Norm(x)  " + prefix);
   }
 
-  // {x, W, b?, W_panels?}: the panels exist when the backend asked for them at load.
+  // {x, W, b?}: W as the device prepared it for linear (its layout is the device's business).
   std::vector<int> linear_inputs(int x, const std::string& prefix, bool bias) {
-    return {x, weight(prefix + "weight"), bias ? weight(prefix + "bias") : -1, optional_weight(prefix + "weight.panels")};
+    return {x, weight(prefix + "weight", WeightUse::linear), bias ? weight(prefix + "bias") : -1};
+  }
+
+  // A state tensor of state_layout.h ([R, ...]); -1 when the model's state has none (ring_keys
+  // with quantized window keys) or the graph is stateless.
+  int state(bool stateful, int layer, const char* leaf) {
+    if (!stateful) return -1;
+    const std::string name = state_tensor_name(layer, leaf);
+    for (const StateTensor& t : layout_)
+      if (t.name == name) {
+        std::vector<int64_t> shape{kRows};
+        shape.insert(shape.end(), t.row_shape.begin(), t.row_shape.end());
+        return g_.add_tensor(name, t.dtype, std::move(shape), TensorRole::state);
+      }
+    return -1;
   }
 
   int linear(int x, const std::string& prefix, Activation act, const std::string& name, int64_t out,
@@ -60,6 +77,7 @@ class Builder {
   const Model& m_;
   const ModelConfig& c_;
   Graph& g_;
+  const std::vector<StateTensor> layout_;
 };
 
 }  // namespace
@@ -75,7 +93,6 @@ Graph build_graph(const Model& model, GraphKind kind, int64_t max_batch, int64_t
   Graph g(max_batch, max_seq);
   Builder b(model, g);
   const int64_t d = c.d_model, h = c.hidden_dim, e = c.z_dim, W = c.attention.window;
-  const int64_t S = c.attention.codebook_size;
 
   // -- inputs ---------------------------------------------------------------------------------
   int x;
@@ -90,17 +107,16 @@ Graph build_graph(const Model& model, GraphKind kind, int64_t max_batch, int64_t
     x = g.add(OpKind::embed_real, {}, {inputs, b.weight("embed.weight"), b.weight("embed.bias")}, "embed",
               {kBatch, kSeq, d}, "x = x·w + b");
   }
-  int lengths = -1;
+  int lengths = -1, rows = -1;
   if (!stateful) lengths = g.add_tensor("lengths", DType::i32, {kBatch}, TensorRole::input);
-  int pos = stateful ? g.add_tensor("state.pos", DType::i64, {kBatch}, TensorRole::state) : -1;
+  if (stateful) rows = g.add_tensor("state_rows", DType::i32, {kBatch}, TensorRole::input);
+  const int pos = b.state(stateful, -1, "pos");
 
   // -- layers ---------------------------------------------------------------------------------
   for (int i = 0; i < c.n_layers; ++i) {
     const std::string L = "layers." + std::to_string(i) + ".";
     const std::string M = L + "mix.";
-    auto state = [&](const std::string& leaf, DType t, std::vector<int64_t> shape) {
-      return stateful ? g.add_tensor("state." + L + leaf, t, std::move(shape), TensorRole::state) : -1;
-    };
+    auto state = [&](const char* leaf) { return b.state(stateful, i, leaf); };
     const int res = x;
     const int xn = c.prenorm ? b.norm(x, M + "norm.", true, L + "x_norm", d) : x;  // X~ = prenorm ? Norm(X) : X
     const int v = b.linear(xn, M + "v_proj.", Activation::silu, L + "v", h, "V = φ(v_proj(X~))");  // [B,n,h]
@@ -108,10 +124,9 @@ Graph build_graph(const Model& model, GraphKind kind, int64_t max_batch, int64_t
     ep.bidirectional = c.bidirectional;
     ep.stateful = stateful;
     ep.has_lengths = lengths >= 0;
-    const int ema_state = state("ema", DType::f32, {kBatch, d, c.ema_ndim});
     const int xe = g.add(OpKind::ema, ep,
                          {xn, b.weight(M + "ema.q"), b.weight(M + "ema.pb"), b.weight(M + "ema.g"),
-                          b.weight(M + "ema.omega"), lengths, ema_state},
+                          b.weight(M + "ema.omega"), lengths, state("ema"), rows},
                          L + "x_ema", {kBatch, kSeq, d}, "X' = φ(EMA(X~) + ω·X~)");  // [B,n,d]
     const int mx = b.linear(xe, M + "mx_proj.", Activation::none, L + "mx", c.mx_dim(), "B = mx_proj(X')");
     const auto gates = g.add_node(
@@ -130,9 +145,8 @@ Graph build_graph(const Model& model, GraphKind kind, int64_t max_batch, int64_t
     ap.quantize_window_keys = c.attention.quantize_window_keys;
     const int o = g.add(OpKind::vq_attention, ap,
                         {q, k, v, codes, b.weight(M + "codebook"), b.weight(M + "rel_bias"), lengths,
-                         state("ring_codes", DType::i32, {kBatch, W}), state("ring_values", DType::f32, {kBatch, W, h}),
-                         c.attention.quantize_window_keys ? -1 : state("ring_keys", DType::f32, {kBatch, W, e}),
-                         state("cache_u", DType::f32, {kBatch, S, h}), state("cache_n", DType::i32, {kBatch, S}), pos},
+                         state("ring_codes"), state("ring_values"), state("ring_keys"), state("cache_u"),
+                         state("cache_n"), pos, rows},
                         L + "o", {kBatch, kSeq, h}, "O = VQAttention(Q, K, V)");  // [B,n,h]
     const int orr = g.add(OpKind::mul, {}, {o, r}, L + "o_r", {kBatch, kSeq, h}, "O ⊙ R");
     const int hp = b.linear(orr, M + "h_proj.", Activation::none, L + "h_proj", d, "h_proj(O ⊙ R)");
@@ -172,6 +186,51 @@ Graph build_graph(const Model& model, GraphKind kind, int64_t max_batch, int64_t
   }
   g.mark_output(logits);
   return g;
+}
+
+}  // namespace longvq
+
+namespace longvq {
+
+std::vector<DerivedWeight> derived_weights(const ModelConfig& c,
+                                           const std::function<std::vector<float>(const std::string&)>& file_weight) {
+  // The EMA coefficients (design page §2.2), in double then rounded once:
+  //   p = σ(delta), q = 1 − σ(delta)·σ(alpha), pb = p·beta, g = gamma·sqrt(1/N)
+  auto sigmoid = [](double x) { return 1.0 / (1.0 + std::exp(-x)); };
+  const double scale = std::sqrt(1.0 / static_cast<double>(c.ema_ndim));
+  const std::vector<int64_t> shape = {c.ema_channels(), c.ema_ndim};
+  std::vector<DerivedWeight> out;
+  for (int i = 0; i < c.n_layers; ++i) {
+    const std::string prefix = "layers." + std::to_string(i) + ".mix.ema.";
+    const std::vector<float> delta = file_weight(prefix + "delta"), alpha = file_weight(prefix + "alpha"),
+                             beta = file_weight(prefix + "beta"), gamma = file_weight(prefix + "gamma");
+    const size_t count = gamma.size();
+    DerivedWeight q{prefix + "q", shape, std::vector<float>(count)}, pb{prefix + "pb", shape, std::vector<float>(count)},
+        g{prefix + "g", shape, std::vector<float>(count)};
+    for (size_t j = 0; j < count; ++j) {
+      const double p = sigmoid(delta[j]);
+      q.values[j] = static_cast<float>(1.0 - p * sigmoid(alpha[j]));
+      pb.values[j] = static_cast<float>(p * beta[j]);
+      g.values[j] = static_cast<float>(gamma[j] * scale);
+    }
+    out.push_back(std::move(q));
+    out.push_back(std::move(pb));
+    out.push_back(std::move(g));
+  }
+  return out;
+}
+
+bool linear_weight(const ModelConfig& c, const std::string& name) {
+  // The token table feeds embed_tokens, and is also the LM head only when tied.
+  if (name == "embed.weight") return c.tie_embeddings && c.task == ModelConfig::Task::lm && c.embedding.kind ==
+                                     EmbeddingConfig::Kind::token;
+  // Every other 2-D "*.weight": the projections, fc1/fc2, lm_head, the classifier.
+  static const char* const kLinear[] = {".v_proj.weight", ".mx_proj.weight", ".h_proj.weight", ".fc1.weight",
+                                        ".fc2.weight", "lm_head.weight", "classifier.hidden.weight",
+                                        "classifier.out.weight"};
+  for (const char* suffix : kLinear)
+    if (name.ends_with(suffix)) return true;
+  return false;
 }
 
 }  // namespace longvq

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstring>
 
+#include "engine/runtime/state_layout.h"
 #include "loaders/safetensors.h"
 #include "loaders/safetensors_writer.h"
 
@@ -43,71 +44,124 @@ void check_values(const std::filesystem::path& path, const std::string& name, co
 
 }  // namespace
 
-State::State(const Model& model, Backend& backend, int64_t batch)
-    : model_(&model), backend_(&backend), batch_(batch), id_(next_id()), pos_(static_cast<size_t>(batch), 0) {
-  if (batch < 1) throw std::invalid_argument("a State needs at least one sequence");
+State::State(const Model& model, Backend& backend, int64_t rows)
+    : model_(&model), backend_(&backend), rows_(rows), id_(next_id()), pos_(static_cast<size_t>(rows), 0) {
+  if (rows < 1) throw std::invalid_argument("a State needs at least one sequence");
   const ModelConfig& c = model.config();
   if (c.task != ModelConfig::Task::lm || c.bidirectional)
     throw std::invalid_argument("only a causal LM has a decoding state; this model is a classifier");
-  const int64_t d = c.d_model, h = c.hidden_dim, e = c.z_dim, W = c.attention.window, S = c.attention.codebook_size;
-  add("state.pos", DType::i64, {batch});
-  for (int i = 0; i < c.n_layers; ++i) {
-    const std::string L = "state.layers." + std::to_string(i) + ".";
-    add(L + "ema", DType::f32, {batch, d, c.ema_ndim});
-    add(L + "ring_codes", DType::i32, {batch, W});
-    add(L + "ring_values", DType::f32, {batch, W, h});
-    if (!c.attention.quantize_window_keys) add(L + "ring_keys", DType::f32, {batch, W, e});
-    add(L + "cache_u", DType::f32, {batch, S, h});
-    add(L + "cache_n", DType::i32, {batch, S});
+  for (const StateTensor& t : state_layout(c)) {
+    std::vector<int64_t> shape{rows};
+    shape.insert(shape.end(), t.row_shape.begin(), t.row_shape.end());
+    TensorRef ref{nullptr, t.dtype, std::move(shape)};
+    Slot slot{t.name, BackendBuffer(*backend_, ref.nbytes()), ref, ref.nbytes() / static_cast<size_t>(rows),
+              t.empty_value};
+    slot.ref.data = slot.buffer.data();
+    row_bytes_ += slot.row_bytes;
+    slots_.push_back(std::move(slot));
   }
   reset();
 }
 
-void State::add(const std::string& name, DType dtype, std::vector<int64_t> shape) {
-  TensorRef ref{nullptr, dtype, std::move(shape)};
-  Slot slot{BackendBuffer(*backend_, ref.nbytes()), ref, file_dtype(dtype)};
-  slot.ref.data = slot.buffer.data();
-  bytes_ += ref.nbytes();
-  slots_.emplace(name, std::move(slot));
-}
-
 const TensorRef& State::tensor(const std::string& name) const {
-  auto it = slots_.find(name);
-  if (it == slots_.end()) throw std::logic_error("state has no tensor '" + name + "'");
-  return it->second.ref;
+  for (const Slot& s : slots_)
+    if (s.name == name) return s.ref;
+  throw std::logic_error("state has no tensor '" + name + "'");
 }
 
-void State::reset() {
-  for (auto& [name, slot] : slots_) {
-    if (name.ends_with("ring_codes")) {  // −1 marks an empty ring slot
-      std::vector<int32_t> empty(static_cast<size_t>(slot.ref.numel()), -1);
-      backend_->upload(slot.ref.data, empty.data(), slot.ref.nbytes());
-    } else {
-      backend_->fill_zero(slot.ref.data, slot.ref.nbytes());
+void State::check_row(int64_t row, const char* what) const {
+  if (row < 0 || row >= rows_)
+    throw std::out_of_range(std::string(what) + ": row " + std::to_string(row) + " is outside this state's rows 0.." +
+                            std::to_string(rows_ - 1));
+}
+
+void State::reset_rows(int64_t first, int64_t count) {
+  for (Slot& s : slots_) {
+    char* base = static_cast<char*>(s.ref.data) + static_cast<size_t>(first) * s.row_bytes;
+    const size_t bytes = static_cast<size_t>(count) * s.row_bytes;
+    if (s.empty_value == 0) {
+      backend_->fill_zero(base, bytes);
+    } else {  // only i32 tensors have another empty value (−1 marks an empty ring slot)
+      std::vector<int32_t> empty(bytes / sizeof(int32_t), s.empty_value);
+      backend_->upload(base, empty.data(), bytes);
     }
   }
-  std::fill(pos_.begin(), pos_.end(), 0);
+  std::fill_n(pos_.begin() + first, count, 0);
 }
 
-void State::advance(int64_t tokens) {
-  for (int64_t& p : pos_) p += tokens;
+void State::reset() { reset_rows(0, rows_); }
+
+void State::reset(int64_t row) {
+  check_row(row, "State::reset");
+  reset_rows(row, 1);
+}
+
+void State::upload_positions() {
   const TensorRef& pos = tensor("state.pos");
   backend_->upload(pos.data, pos_.data(), pos.nbytes());
 }
 
+void State::advance(int64_t tokens) {
+  for (int64_t& p : pos_) p += tokens;
+  upload_positions();
+}
+
+void State::advance(std::span<const int32_t> rows, int64_t tokens) {
+  for (int32_t r : rows) pos_[static_cast<size_t>(r)] += tokens;
+  upload_positions();
+}
+
+State State::copy_row(int64_t row) const {
+  check_row(row, "State::copy_row");
+  State out(*model_, *backend_, 1);
+  out.set_row(0, *this, row);
+  return out;
+}
+
+void State::set_row(int64_t row, const State& src, int64_t src_row) {
+  check_row(row, "State::set_row");
+  src.check_row(src_row, "State::set_row (source)");
+  if (src.model_->config().fingerprint() != model_->config().fingerprint())
+    throw std::invalid_argument("State::set_row: the source state belongs to another model (" +
+                                src.model_->config().fingerprint() + "), not this one (" +
+                                model_->config().fingerprint() + ")");
+  std::vector<char> host;
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    const Slot &to = slots_[i], &from = src.slots_[i];  // same layout: same model config
+    char* dst = static_cast<char*>(to.ref.data) + static_cast<size_t>(row) * to.row_bytes;
+    const char* from_ptr = static_cast<const char*>(from.ref.data) + static_cast<size_t>(src_row) * from.row_bytes;
+    if (src.backend_ == backend_) {
+      backend_->copy(dst, from_ptr, to.row_bytes);
+    } else {  // another backend (another session): through the host
+      host.resize(to.row_bytes);
+      src.backend_->download(host.data(), from_ptr, to.row_bytes);
+      backend_->upload(dst, host.data(), to.row_bytes);
+    }
+  }
+  pos_[static_cast<size_t>(row)] = src.pos_[static_cast<size_t>(src_row)];
+}
+
 void State::save(const std::filesystem::path& path, const std::map<std::string, std::string>& extra_metadata) const {
+  std::vector<const Slot*> order;  // by name, as the files have always been written
+  for (const Slot& s : slots_) order.push_back(&s);
+  std::sort(order.begin(), order.end(), [](const Slot* a, const Slot* b) { return a->name < b->name; });
   std::vector<std::vector<char>> host;
   std::vector<TensorToWrite> tensors;
-  for (const auto& [name, slot] : slots_) {
-    host.emplace_back(slot.ref.nbytes());
-    backend_->download(host.back().data(), slot.ref.data, slot.ref.nbytes());
-    tensors.push_back({name.substr(6), slot.dtype, slot.ref.shape, host.back().data(), slot.ref.nbytes()});
+  for (const Slot* s : order) {
+    host.emplace_back(s->ref.nbytes());
+    backend_->download(host.back().data(), s->ref.data, s->ref.nbytes());
+    tensors.push_back({s->name.substr(6), file_dtype(s->ref.dtype), s->ref.shape, host.back().data(), s->ref.nbytes()});
   }
   std::map<std::string, std::string> meta = extra_metadata;
   meta["format"] = kStateFormat;
   meta["version"] = std::to_string(kStateVersion);
   meta["config"] = model_->config().fingerprint();
   write_safetensors(path, std::move(tensors), meta);
+}
+
+void State::save_row(const std::filesystem::path& path, int64_t row,
+                     const std::map<std::string, std::string>& extra_metadata) const {
+  copy_row(row).save(path, extra_metadata);
 }
 
 State State::load(const std::filesystem::path& path, const Model& model, Backend& backend) {
@@ -128,11 +182,12 @@ State State::load(const std::filesystem::path& path, const Model& model, Backend
   if (!pos || pos->shape.size() != 1 || pos->shape[0] < 1)
     throw StateError(path.string() + ": tensor 'pos' is missing or malformed; the file is incomplete");
   State state(model, backend, pos->shape[0]);
-  for (auto& [name, slot] : state.slots_) {
-    const std::string file_name = name.substr(6);
+  for (Slot& slot : state.slots_) {
+    const std::string file_name = slot.name.substr(6);
     const TensorInfo* t = file.find(file_name);
     if (!t) throw StateError(path.string() + ": tensor '" + file_name + "' is missing; the file is incomplete");
-    if (t->shape != slot.ref.shape || t->nbytes != slot.ref.nbytes() || std::string(file_dtype_name(t->dtype)) != slot.dtype)
+    if (t->shape != slot.ref.shape || t->nbytes != slot.ref.nbytes() ||
+        std::string(file_dtype_name(t->dtype)) != file_dtype(slot.ref.dtype))
       throw StateError(path.string() + ": tensor '" + file_name + "' does not have the shape and type this model's "
                        "state needs; recompute the state with this model");
     check_values(path, file_name, *t, model.config());
@@ -140,6 +195,15 @@ State State::load(const std::filesystem::path& path, const Model& model, Backend
   }
   std::memcpy(state.pos_.data(), pos->data, pos->nbytes);
   return state;
+}
+
+void State::load_row(const std::filesystem::path& path, int64_t row) {
+  check_row(row, "State::load_row");
+  const State one = load(path, *model_, *backend_);
+  if (one.rows() != 1)
+    throw StateError(path.string() + ": holds " + std::to_string(one.rows()) +
+                     " sequences; load_row takes a file of one (State::save_row writes those)");
+  set_row(row, one, 0);
 }
 
 }  // namespace longvq

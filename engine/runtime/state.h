@@ -1,14 +1,18 @@
-// The decoding state of B sequences of a causal LM (design page §4), owned by the caller.
+// The decoding state of R sequences of a causal LM (design page §4), owned by the caller.
 //
 // Per layer: the EMA state, the ring of the W newest keys (codes, values, raw keys when window
-// keys are not quantized), per-code value sums U and counts N; plus each sequence's position.
-// Its size is fixed at creation and never depends on how many tokens were consumed. A State
-// lives in the memory of the backend it was made for, and is used by one thread at a time.
+// keys are not quantized), per-code value sums U and counts N; plus each sequence's position
+// (the tensors of state_layout.h). Its size is fixed at creation and never depends on how many
+// tokens were consumed. Rows are slots: each is one independent sequence that can be reset,
+// copied out, copied in from another State and saved on its own, and a Session steps any subset
+// of them. A State lives in the memory of the backend it was made for, and is used by one
+// thread at a time.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -27,39 +31,61 @@ class StateError : public std::runtime_error {
 
 class State {
  public:
-  State(const Model& model, Backend& backend, int64_t batch);
+  State(const Model& model, Backend& backend, int64_t rows);
 
-  int64_t batch() const { return batch_; }
+  const Model& model() const { return *model_; }
+  int64_t rows() const { return rows_; }
+  int64_t batch() const { return rows_; }  // the same: one sequence per row
   // Unique per State made in this process (kept when moved): what a graph's bound calls are for.
   uint64_t id() const { return id_; }
   const std::vector<int64_t>& positions() const { return pos_; }
-  // A state tensor by its graph name ("state.pos", "state.layers.{i}.ema", ...).
+  // A state tensor by its graph name ("state.pos", "state.layers.{i}.ema", ...): [R, ...].
   const TensorRef& tensor(const std::string& name) const;
-  size_t bytes_per_sequence() const { return bytes_ / static_cast<size_t>(batch_); }
+  size_t bytes_per_sequence() const { return row_bytes_; }
 
-  void reset();                    // every sequence back to the empty context
-  void advance(int64_t tokens);    // after a run consumed `tokens` per sequence
+  void reset();                 // every sequence back to the empty context
+  void reset(int64_t row);      // one sequence back to the empty context
+  void advance(int64_t tokens);  // after a run consumed `tokens` in every row
+  void advance(std::span<const int32_t> rows, int64_t tokens);  // ... in each of `rows`
+
+  // Row `row` as a 1-row State on the same backend.
+  State copy_row(int64_t row) const;
+  // Makes row `row` a copy of row `src_row` of `src` (a State of a model with the same state
+  // layout, on any backend of the same kind).
+  void set_row(int64_t row, const State& src, int64_t src_row = 0);
 
   // The file format of docs/file-formats.md §3 (readable by the Python reference).
   // Written to PATH.tmp, then renamed: a failed write (disk full) leaves no partial file.
   // `extra_metadata` goes into the file's metadata beside the format entries (callers' notes).
   void save(const std::filesystem::path& path, const std::map<std::string, std::string>& extra_metadata = {}) const;
   static State load(const std::filesystem::path& path, const Model& model, Backend& backend);
+  // One row as a 1-row state file, and a 1-row state file into one row.
+  void save_row(const std::filesystem::path& path, int64_t row,
+                const std::map<std::string, std::string>& extra_metadata = {}) const;
+  void load_row(const std::filesystem::path& path, int64_t row);
 
   State(State&&) noexcept = default;
   State& operator=(State&&) noexcept = default;
 
  private:
-  struct Slot { BackendBuffer buffer; TensorRef ref; std::string dtype; };
-  void add(const std::string& name, DType dtype, std::vector<int64_t> shape);
+  struct Slot {
+    std::string name;
+    BackendBuffer buffer;
+    TensorRef ref;  // [R, ...]
+    size_t row_bytes;
+    int32_t empty_value;
+  };
+  void check_row(int64_t row, const char* what) const;
+  void reset_rows(int64_t first, int64_t count);
+  void upload_positions();
 
   const Model* model_;
   Backend* backend_;
-  int64_t batch_;
+  int64_t rows_;
   uint64_t id_;
   std::vector<int64_t> pos_;
-  std::map<std::string, Slot> slots_;
-  size_t bytes_ = 0;
+  std::vector<Slot> slots_;  // in state_layout order
+  size_t row_bytes_ = 0;
 };
 
 }  // namespace longvq

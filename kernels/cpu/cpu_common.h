@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "engine/ops/op.h"
-#include "engine/ops/op_check.h"
 #include "kernels/cpu/cpu_ops.h"
 
 namespace longvq::cpu {
@@ -104,9 +103,6 @@ inline float activate(Activation a, float x) {
   return x;
 }
 
-inline const float* in_f32(const OpCall& c, int i) {
-  return tensor_present(c.inputs[i]) ? c.inputs[i].as<const float>() : nullptr;
-}
 inline int64_t valid_length(const int32_t* lengths, int64_t b, int64_t n) {
   return lengths ? std::clamp<int64_t>(lengths[b], 0, n) : n;
 }

@@ -45,16 +45,17 @@ void elementwise(int64_t n, const CpuContext& ctx, double cost, F&& f) {
 }  // namespace
 
 void embed_tokens(const OpCall& c, const CpuContext& ctx) {
-  const int64_t T = c.inputs[0].numel(), V = c.inputs[1].shape[0], d = c.inputs[1].shape[1];
-  const int32_t* ids = c.inputs[0].as<const int32_t>();
-  float* out = c.outputs[0].as<float>();
+  const TensorRef& table = c.in(EmbedTokensIn::table);
+  const int64_t T = c.in(EmbedTokensIn::tokens).numel(), V = table.shape[0], d = table.shape[1];
+  const int32_t* ids = c.in_as<const int32_t>(EmbedTokensIn::tokens);
+  float* out = c.out_as<float>(OutEmbed::out);
   const float scale = c.params.scale;
   for (int64_t t = 0; t < T; ++t)
     if (ids[t] < 0 || ids[t] >= V)
       throw std::out_of_range("embed_tokens: token " + std::to_string(ids[t]) + " at " + std::to_string(t) +
                               " is outside the vocabulary [0, " + std::to_string(V) + ")");
-  if (c.inputs[1].dtype == DType::bf16) {
-    const uint16_t* E = c.inputs[1].as<const uint16_t>();
+  if (table.dtype == DType::bf16) {
+    const uint16_t* E = table.as<const uint16_t>();
     parallel_for(T, ctx, static_cast<double>(d), [&](int64_t t) {
       const uint16_t* row = E + ids[t] * d;
       float* o = out + t * d;
@@ -62,7 +63,7 @@ void embed_tokens(const OpCall& c, const CpuContext& ctx) {
     });
     return;
   }
-  const float* E = c.inputs[1].as<const float>();
+  const float* E = table.as<const float>();
   parallel_for(T, ctx, static_cast<double>(d), [&](int64_t t) {
     const float* row = E + ids[t] * d;
     float* o = out + t * d;
@@ -71,11 +72,12 @@ void embed_tokens(const OpCall& c, const CpuContext& ctx) {
 }
 
 void embed_real(const OpCall& c, const CpuContext& ctx) {
-  const int64_t T = c.inputs[0].numel(), d = c.inputs[1].shape[0];
-  const float* x = c.inputs[0].as<const float>();
-  const float* w = in_f32(c, 1);
-  const float* b = in_f32(c, 2);
-  float* out = c.outputs[0].as<float>();
+  using I = EmbedRealIn;
+  const int64_t T = c.in(I::x).numel(), d = c.in(I::weight).shape[0];
+  const float* x = c.in_as<const float>(I::x);
+  const float* w = c.in_as<const float>(I::weight);
+  const float* b = c.in_as<const float>(I::bias);
+  float* out = c.out_as<float>(OutEmbed::out);
   parallel_for(T, ctx, static_cast<double>(d), [&](int64_t t) {
     float* o = out + t * d;
     const float xt = x[t];
@@ -84,10 +86,13 @@ void embed_real(const OpCall& c, const CpuContext& ctx) {
 }
 
 void mix_gates(const OpCall& c, const CpuContext& ctx) {
-  const int64_t T = c.inputs[0].rows(), cols = c.inputs[0].cols();
-  const GatesArgs a{in_f32(c, 0), in_f32(c, 1), in_f32(c, 2), c.outputs[0].as<float>(), c.outputs[1].as<float>(),
-                    c.outputs[2].as<float>(), c.outputs[3].as<float>(), c.outputs[4].as<float>(),
-                    c.outputs[0].cols(), c.outputs[1].cols(), c.outputs[3].cols()};
+  using I = MixGatesIn;
+  using O = MixGatesOut;
+  const int64_t T = c.in(I::mx).rows(), cols = c.in(I::mx).cols();
+  const GatesArgs a{c.in_as<const float>(I::mx), c.in_as<const float>(I::qk_scale), c.in_as<const float>(I::qk_offset),
+                    c.out_as<float>(O::u),       c.out_as<float>(O::q),            c.out_as<float>(O::k),
+                    c.out_as<float>(O::r),       c.out_as<float>(O::hx),           c.out(O::u).cols(),
+                    c.out(O::q).cols(),          c.out(O::r).cols()};
   void (*row)(const GatesArgs&, int64_t) = v_generic::gates_row;
   if (cpu_isa() == CpuIsa::avx512) row = v_avx512::gates_row;
   else if (cpu_isa() == CpuIsa::avx2) row = v_avx2::gates_row;
@@ -95,33 +100,34 @@ void mix_gates(const OpCall& c, const CpuContext& ctx) {
 }
 
 void mul(const OpCall& c, const CpuContext& ctx) {
-  const float* a = in_f32(c, 0);
-  const float* b = in_f32(c, 1);
-  float* y = c.outputs[0].as<float>();
-  elementwise(c.inputs[0].numel(), ctx, 1.0, [&](int64_t lo, int64_t hi) {
+  const float* a = c.in_as<const float>(BinaryIn::a);
+  const float* b = c.in_as<const float>(BinaryIn::b);
+  float* y = c.out_as<float>(OutY::y);
+  elementwise(c.in(BinaryIn::a).numel(), ctx, 1.0, [&](int64_t lo, int64_t hi) {
     for (int64_t i = lo; i < hi; ++i) y[i] = a[i] * b[i];
   });
 }
 
 void add(const OpCall& c, const CpuContext& ctx) {
-  const float* a = in_f32(c, 0);
-  const float* b = in_f32(c, 1);
-  float* y = c.outputs[0].as<float>();
-  elementwise(c.inputs[0].numel(), ctx, 1.0, [&](int64_t lo, int64_t hi) {
+  const float* a = c.in_as<const float>(BinaryIn::a);
+  const float* b = c.in_as<const float>(BinaryIn::b);
+  float* y = c.out_as<float>(OutY::y);
+  elementwise(c.in(BinaryIn::a).numel(), ctx, 1.0, [&](int64_t lo, int64_t hi) {
     for (int64_t i = lo; i < hi; ++i) y[i] = a[i] + b[i];
   });
 }
 
 void gated_residual(const OpCall& c, const CpuContext& ctx) {
-  const float* res = in_f32(c, 0);
-  const float* u = in_f32(c, 1);
-  const float* hx = in_f32(c, 2);
-  const float* hp = in_f32(c, 3);
-  float* y = c.outputs[0].as<float>();
+  using I = GatedResidualIn;
+  const float* res = c.in_as<const float>(I::res);
+  const float* u = c.in_as<const float>(I::u);
+  const float* hx = c.in_as<const float>(I::hx);
+  const float* hp = c.in_as<const float>(I::hp);
+  float* y = c.out_as<float>(OutY::y);
   auto range = v_generic::gated_residual_range;
   if (cpu_isa() == CpuIsa::avx512) range = v_avx512::gated_residual_range;
   else if (cpu_isa() == CpuIsa::avx2) range = v_avx2::gated_residual_range;
-  elementwise(c.inputs[0].numel(), ctx, 20.0, [&](int64_t lo, int64_t hi) { range(res, u, hx, hp, y, lo, hi); });
+  elementwise(c.in(I::res).numel(), ctx, 20.0, [&](int64_t lo, int64_t hi) { range(res, u, hx, hp, y, lo, hi); });
 }
 
 void silu_in_place(float* y, int64_t n) {
@@ -131,10 +137,11 @@ void silu_in_place(float* y, int64_t n) {
 }
 
 void mean_pool(const OpCall& c, const CpuContext& ctx) {
-  const int64_t B = c.inputs[0].shape[0], n = c.inputs[0].shape[1], d = c.inputs[0].shape[2];
-  const float* x = in_f32(c, 0);
-  const int32_t* lengths = tensor_present(c.inputs[1]) ? c.inputs[1].as<const int32_t>() : nullptr;
-  float* rep = c.outputs[0].as<float>();
+  const TensorRef& xt = c.in(MeanPoolIn::x);
+  const int64_t B = xt.shape[0], n = xt.shape[1], d = xt.shape[2];
+  const float* x = xt.as<const float>();
+  const int32_t* lengths = c.in_as<const int32_t>(MeanPoolIn::lengths);
+  float* rep = c.out_as<float>(MeanPoolOut::rep);
   parallel_for(B, ctx, static_cast<double>(n * d), [&](int64_t b) {
     const int64_t len = valid_length(lengths, b, n);
     float* r = rep + b * d;

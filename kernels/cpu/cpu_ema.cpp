@@ -15,7 +15,8 @@ struct EmaArgs {
   const float* coef;  // packed q, pb, g: [direction][block][3][N][kLanes], zero-padded lanes
   const float* omega;
   const int32_t* lengths;
-  float* state;
+  float* state;         // [R, d, N] or null
+  const int32_t* rows;  // state row of batch row b, or null (row b)
   float* y;
   int64_t B, n, d, N;
   bool bidir;
@@ -26,7 +27,8 @@ struct EmaStepArgs {
   const float* x;  // [B, 1, d]
   const float *q, *pb, *g, *omega;
   const int32_t* lengths;
-  float* state;
+  float* state;         // [R, d, N]
+  const int32_t* rows;  // state row of batch row b, or null (row b)
   float* y;
   int64_t d, N;
 };
@@ -57,13 +59,25 @@ LONGVQ_ISA_END
 }  // namespace
 
 void ema(const OpCall& c, const CpuContext& ctx) {
-  const TensorRef& xt = c.inputs[0];
-  const int64_t B = xt.shape[0], n = xt.shape[1], d = xt.shape[2], N = c.inputs[1].shape[1];
+  using I = EmaIn;
+  const TensorRef& xt = c.in(I::x);
+  const int64_t B = xt.shape[0], n = xt.shape[1], d = xt.shape[2], N = c.in(I::q).shape[1];
   const bool bidir = c.params.bidirectional;
+  const int32_t* lengths = c.params.has_lengths ? c.in_as<const int32_t>(I::lengths) : nullptr;
+  float* state = c.params.stateful ? c.in_as<float>(I::state) : nullptr;
+  const int32_t* rows = c.in_as<const int32_t>(I::state_rows);
   if (n == 1 && !bidir && c.params.stateful) {
-    const EmaStepArgs a{xt.as<const float>(), in_f32(c, 1), in_f32(c, 2), in_f32(c, 3), in_f32(c, 4),
-                        c.params.has_lengths ? c.inputs[5].as<const int32_t>() : nullptr, c.inputs[6].as<float>(),
-                        c.outputs[0].as<float>(), d, N};
+    const EmaStepArgs a{xt.as<const float>(),
+                        c.in_as<const float>(I::q),
+                        c.in_as<const float>(I::pb),
+                        c.in_as<const float>(I::g),
+                        c.in_as<const float>(I::omega),
+                        lengths,
+                        state,
+                        rows,
+                        c.out_as<float>(OutY::y),
+                        d,
+                        N};
     void (*step)(const EmaStepArgs&, int64_t) = v_generic::ema_step_item;
     if (cpu_isa() == CpuIsa::avx512) step = v_avx512::ema_step_item;
     else if (cpu_isa() == CpuIsa::avx2) step = v_avx2::ema_step_item;
@@ -78,7 +92,7 @@ void ema(const OpCall& c, const CpuContext& ctx) {
   const size_t ncoef = static_cast<size_t>(dirs * nblk * 3 * N * kLanes);
   float* coef = scratch<float>(1, ncoef);
   std::fill(coef, coef + ncoef, 0.0f);
-  const float* src[3] = {in_f32(c, 1), in_f32(c, 2), in_f32(c, 3)};
+  const float* src[3] = {c.in_as<const float>(I::q), c.in_as<const float>(I::pb), c.in_as<const float>(I::g)};
   for (int64_t dir = 0; dir < dirs; ++dir)
     for (int64_t blk = 0; blk < nblk; ++blk)
       for (int k = 0; k < 3; ++k)
@@ -88,12 +102,7 @@ void ema(const OpCall& c, const CpuContext& ctx) {
             if (ch < d) coef[(((dir * nblk + blk) * 3 + k) * N + m) * kLanes + l] = src[k][(dir * d + ch) * N + m];
           }
 
-  EmaArgs a{xt.as<const float>(),
-            coef,
-            in_f32(c, 4),
-            c.params.has_lengths ? c.inputs[5].as<const int32_t>() : nullptr,
-            c.params.stateful ? c.inputs[6].as<float>() : nullptr,
-            c.outputs[0].as<float>(),
+  EmaArgs a{xt.as<const float>(), coef, c.in_as<const float>(I::omega), lengths, state, rows, c.out_as<float>(OutY::y),
             B, n, d, N, bidir};
   void (*item)(const EmaArgs&, int64_t, int64_t) = v_generic::ema_item;
   if (cpu_isa() == CpuIsa::avx512) item = v_avx512::ema_item;

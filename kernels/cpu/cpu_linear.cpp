@@ -1,6 +1,6 @@
 // linear: y = act(x·Wᵀ + b), W stored [out, in].
 //
-// The kernels read W as panels (op.h: pack_linear_panels): 16 outputs side by side for each
+// The kernels read W as panels (cpu_pack_linear_panels): 16 outputs side by side for each
 // input k, so one vector load brings W[o..o+15][k] and every output is a single chain
 //     acc = 0;  for k = 0, 1, …, K−1:  acc = fma(x[k], W[o][k], acc);   y = act(acc + b[o])
 // vectorized across outputs, with no horizontal sums. That chain is the whole definition of an
@@ -11,8 +11,9 @@
 // Paths: AVX-512, AVX2+FMA (intrinsics, chosen at run time) and a portable one that GCC
 // vectorizes (multiply then add: without FMA hardware a fused step would be a libm call). W may
 // be bf16 (WT = uint16_t): each weight is widened in registers right after its load (exact), so a
-// bf16 W gives bit for bit the result of its f32 widening, with half the bytes streamed. When the
-// caller passes no panels (op tests, other callers), the driver packs W into scratch first.
+// bf16 W gives bit for bit the result of its f32 widening, with half the bytes streamed. The CPU
+// device packs every model matrix once at load (Device::prepare_weight, TensorRef::layout =
+// kCpuLinearPanels); a dense W (op tests, other callers) is packed into scratch first.
 #include <immintrin.h>
 
 #include "kernels/cpu/cpu_common.h"
@@ -20,7 +21,7 @@
 namespace longvq::cpu {
 namespace {
 
-constexpr int64_t P = kLinearPanel;  // outputs per panel
+constexpr int64_t P = kCpuLinearPanel;  // outputs per panel
 
 template <class WT>
 struct LinearArgs {
@@ -268,16 +269,17 @@ void gemm(const LinearArgs<WT>& a, Activation act, const CpuContext& ctx, const 
 
 template <class WT>
 void linear_as(const OpCall& c, const CpuContext& ctx) {
-  const TensorRef &xt = c.inputs[0], &wt = c.inputs[1];
+  const TensorRef &xt = c.in(LinearIn::x), &wt = c.in(LinearIn::W);
   const int64_t T = xt.rows(), K = xt.cols(), N = wt.shape[0];
   if (T == 0 || N == 0) return;
-  const WT* panels = c.inputs[3].as<const WT>();
-  if (!panels) {  // not packed by the caller: pack into this thread's scratch
-    WT* own = scratch<WT>(0, static_cast<size_t>(linear_panels_shape(N, K)[0] * K * P));
-    pack_linear_panels(wt, own);
+  const WT* panels = wt.as<const WT>();
+  if (wt.layout != kCpuLinearPanels) {  // a dense W (op tests, unprepared weights): pack into scratch
+    WT* own = scratch<WT>(0, cpu_linear_panel_bytes(N, K, wt.dtype) / sizeof(WT));
+    cpu_pack_linear_panels(wt, own);
     panels = own;
   }
-  const LinearArgs<WT> a{xt.as<const float>(), panels, in_f32(c, 2), c.outputs[0].as<float>(), T, K, N, (N + P - 1) / P};
+  const LinearArgs<WT> a{xt.as<const float>(), panels, c.in_as<const float>(LinearIn::b), c.out_as<float>(OutY::y),
+                         T, K, N, (N + P - 1) / P};
   const Kernels<WT>& ks = kernels<WT>();
   if (T == 1) return gemv(a, c.params.activation, ctx, ks);
   gemm(a, c.params.activation, ctx, ks);
@@ -286,8 +288,42 @@ void linear_as(const OpCall& c, const CpuContext& ctx) {
 }  // namespace
 
 void linear(const OpCall& c, const CpuContext& ctx) {
-  if (c.inputs[1].dtype == DType::bf16) return linear_as<uint16_t>(c, ctx);
+  if (c.in(LinearIn::W).dtype == DType::bf16) return linear_as<uint16_t>(c, ctx);
   linear_as<float>(c, ctx);
 }
 
 }  // namespace longvq::cpu
+
+namespace longvq {
+constexpr int64_t P = kCpuLinearPanel;
+
+size_t cpu_linear_panel_bytes(int64_t out, int64_t in, DType dtype) {
+  return static_cast<size_t>((out + P - 1) / P * in * P) * dtype_size(dtype);
+}
+
+namespace {
+
+// Element by element as T (a fixed-size memcpy is one move, and W may be unaligned in an mmap).
+template <class T>
+void pack_panels_as(const unsigned char* src, T* panels, int64_t out, int64_t in) {
+  const int64_t count = (out + P - 1) / P;
+  for (int64_t p = 0; p < count; ++p)
+    for (int64_t k = 0; k < in; ++k)
+      for (int64_t j = 0; j < P; ++j) {
+        const int64_t o = p * P + j;
+        T v{};
+        if (o < out) std::memcpy(&v, src + (o * in + k) * sizeof(T), sizeof(T));
+        panels[(p * in + k) * P + j] = v;
+      }
+}
+
+}  // namespace
+
+void cpu_pack_linear_panels(const TensorRef& W, void* dst) {
+  const int64_t out = W.shape.at(0), in = W.shape.at(1);
+  const auto* src = static_cast<const unsigned char*>(W.data);
+  if (dtype_size(W.dtype) == 2) return pack_panels_as(src, static_cast<uint16_t*>(dst), out, in);
+  pack_panels_as(src, static_cast<uint32_t*>(dst), out, in);
+}
+
+}  // namespace longvq

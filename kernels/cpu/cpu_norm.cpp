@@ -35,17 +35,18 @@ float row_sq_dev(const float* x, int64_t d, float mean) {
 }  // namespace
 
 void norm(const OpCall& c, const CpuContext& ctx) {
-  const TensorRef& xt = c.inputs[0];
+  using I = NormIn;
+  const TensorRef& xt = c.in(I::x);
   const int64_t T = xt.rows(), d = xt.cols();
   const float* x = xt.as<const float>();
-  const float* w = in_f32(c, 1);
-  const float* bias = in_f32(c, 2);
-  const float* rmean = in_f32(c, 3);
-  const float* rvar = in_f32(c, 4);
+  const float* w = c.in_as<const float>(I::weight);  // or the scalar (scalenorm)
+  const float* bias = c.in_as<const float>(I::bias);
+  const float* rmean = c.in_as<const float>(I::running_mean);
+  const float* rvar = c.in_as<const float>(I::running_var);
   const float eps = c.params.eps;
   const bool affine = c.params.affine;
   const NormKind kind = c.params.norm;
-  float* y = c.outputs[0].as<float>();
+  float* y = c.out_as<float>(OutY::y);
   const float inv_d = 1.0f / static_cast<float>(d);
 
   // batchnorm: per-channel 1/sqrt(running_var + eps), once per call.

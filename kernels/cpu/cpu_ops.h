@@ -20,6 +20,15 @@ struct CpuContext {
 // Runs `call` on the CPU. Stateful ops update their state inputs in place.
 void cpu_run(const OpCall& call, const CpuContext& ctx);
 
+// The CPU's private weight layout (TensorRef::layout) for linear's W: panels of 16 outputs,
+// [ceil(out/16), in, 16] with zero-padded outputs: rows o = 16p..16p+15 of W, transposed, so a
+// kernel that walks `in` reads 16 consecutive outputs per step (one vector). A layout of the
+// same values (packing is exact); the CPU device makes it once per weight at load.
+inline constexpr uint8_t kCpuLinearPanels = 1;
+inline constexpr int64_t kCpuLinearPanel = 16;
+size_t cpu_linear_panel_bytes(int64_t out, int64_t in, DType dtype);
+void cpu_pack_linear_panels(const TensorRef& W, void* dst);  // W [out, in] f32 or bf16, dense → panels
+
 // The instruction set the vectorized kernels use: the best this CPU supports, unless lowered by
 // cpu_force_isa or the environment variable LONGVQ_CPU_ISA=generic|avx2|avx512 (tests, benchmarks).
 enum class CpuIsa { generic, avx2, avx512 };

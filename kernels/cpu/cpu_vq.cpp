@@ -47,6 +47,7 @@ struct AttnArgs {
   const float* cache_u;
   const int32_t* cache_n;
   const int64_t* pos;
+  const int32_t* rows;  // the state row of batch row b (null: row b)
   float* O;
   int64_t B, n, e, h, S, W;
   bool qwk;
@@ -131,11 +132,14 @@ F pick(F generic, F avx2, F avx512) {
 }  // namespace
 
 void vq_codes(const OpCall& c, const CpuContext& ctx) {
-  const int64_t T = c.inputs[0].rows(), e = c.inputs[0].cols(), S = c.inputs[1].shape[0];
-  const float* C = in_f32(c, 1);
+  const TensorRef& kt = c.in(VqCodesIn::k);
+  const int64_t T = kt.rows(), e = kt.cols(), S = c.in(VqCodesIn::codebook).shape[0];
+  const float* C = c.in_as<const float>(VqCodesIn::codebook);
+  const float* K = kt.as<const float>();
+  int32_t* codes = c.out_as<int32_t>(VqCodesOut::codes);
   if (T <= 4) {  // decode: the sums straight off the codebook rows beat transposing it
     auto code_of = pick(v_generic::code_of_rows, v_avx2::code_of_rows, v_avx512::code_of_rows);
-    for (int64_t t = 0; t < T; ++t) c.outputs[0].as<int32_t>()[t] = code_of(in_f32(c, 0) + t * e, C, S, e);
+    for (int64_t t = 0; t < T; ++t) codes[t] = code_of(K + t * e, C, S, e);
     return;
   }
   std::vector<double> ct(static_cast<size_t>(e * S)), norm2(static_cast<size_t>(S), 0.0);
@@ -145,7 +149,7 @@ void vq_codes(const OpCall& c, const CpuContext& ctx) {
       ct[i * S + s] = v;
       norm2[s] += v * v;  // i ascending, as ref_vq_code
     }
-  CodesArgs a{in_f32(c, 0), ct.data(), norm2.data(), c.outputs[0].as<int32_t>(), S, e};
+  CodesArgs a{K, ct.data(), norm2.data(), codes, S, e};
   auto item = pick(v_generic::codes_item, v_avx2::codes_item, v_avx512::codes_item);
   constexpr int64_t kKeys = 16;
   parallel_for((T + kKeys - 1) / kKeys, ctx, 2.0 * static_cast<double>(kKeys * S * e),
@@ -153,11 +157,13 @@ void vq_codes(const OpCall& c, const CpuContext& ctx) {
 }
 
 void vq_attention(const OpCall& c, const CpuContext& ctx) {
+  using I = VqAttentionIn;
   const OpParams& p = c.params;
-  const int64_t B = c.inputs[0].shape[0], n = c.inputs[0].shape[1], e = c.inputs[0].shape[2];
-  const int64_t h = c.inputs[2].shape[2], S = c.inputs[4].shape[0], W = p.window;
+  const TensorRef& qt = c.in(I::q);
+  const int64_t B = qt.shape[0], n = qt.shape[1], e = qt.shape[2];
+  const int64_t h = c.in(I::v).shape[2], S = c.in(I::codebook).shape[0], W = p.window;
   const bool ring = p.stateful && W > 0;
-  const float* C = in_f32(c, 4);
+  const float* C = c.in_as<const float>(I::codebook);
   // The transposed codebook costs about one query's scores: worth it from a few queries on.
   std::vector<float> ct;
   if (B * n >= 4) {
@@ -165,21 +171,30 @@ void vq_attention(const OpCall& c, const CpuContext& ctx) {
     for (int64_t s = 0; s < S; ++s)
       for (int64_t i = 0; i < e; ++i) ct[i * S + s] = C[s * e + i];
   }
-  AttnArgs a{in_f32(c, 0),
-             in_f32(c, 1),
-             in_f32(c, 2),
-             c.inputs[3].as<const int32_t>(),
+  // The state, [R, ...]: batch row b continues state row rows[b] (b without state_rows).
+  int32_t* ring_codes = ring ? c.in_as<int32_t>(I::ring_codes) : nullptr;
+  float* ring_values = ring ? c.in_as<float>(I::ring_values) : nullptr;
+  float* ring_keys = ring && !p.quantize_window_keys ? c.in_as<float>(I::ring_keys) : nullptr;
+  float* cache_u = p.stateful ? c.in_as<float>(I::cache_u) : nullptr;
+  int32_t* cache_n = p.stateful ? c.in_as<int32_t>(I::cache_n) : nullptr;
+  const int32_t* rows = c.in_as<const int32_t>(I::state_rows);
+  auto row_of = [rows](int64_t b) { return rows ? static_cast<int64_t>(rows[b]) : b; };
+  AttnArgs a{c.in_as<const float>(I::q),
+             c.in_as<const float>(I::k),
+             c.in_as<const float>(I::v),
+             c.in_as<const int32_t>(I::codes),
              C,
              ct.empty() ? nullptr : ct.data(),
-             in_f32(c, 5),
-             p.has_lengths ? c.inputs[6].as<const int32_t>() : nullptr,
-             ring ? c.inputs[7].as<const int32_t>() : nullptr,
-             ring ? c.inputs[8].as<const float>() : nullptr,
-             ring && !p.quantize_window_keys ? c.inputs[9].as<const float>() : nullptr,
-             p.stateful ? c.inputs[10].as<const float>() : nullptr,
-             p.stateful ? c.inputs[11].as<const int32_t>() : nullptr,
-             p.stateful ? c.inputs[12].as<const int64_t>() : nullptr,
-             c.outputs[0].as<float>(),
+             c.in_as<const float>(I::rel_bias),
+             p.has_lengths ? c.in_as<const int32_t>(I::lengths) : nullptr,
+             ring_codes,
+             ring_values,
+             ring_keys,
+             cache_u,
+             cache_n,
+             p.stateful ? c.in_as<const int64_t>(I::pos) : nullptr,
+             rows,
+             c.out_as<float>(VqAttentionOut::o),
              B, n, e, h, S, W,
              p.quantize_window_keys,
              1.0f / std::sqrt(static_cast<float>(e))};
@@ -189,13 +204,13 @@ void vq_attention(const OpCall& c, const CpuContext& ctx) {
   for (int64_t i = 0; i < B * n; ++i)
     if (a.codes[i] < 0 || a.codes[i] >= S)
       bad_value("code " + std::to_string(a.codes[i]) + " at " + std::to_string(i) + " outside [0, " + std::to_string(S) + ")");
-  if (a.pos)
-    for (int64_t b = 0; b < B; ++b)
-      if (a.pos[b] < 0) bad_value("pos[" + std::to_string(b) + "] = " + std::to_string(a.pos[b]) + " < 0");
-  if (a.ring_codes)
-    for (int64_t i = 0; i < B * W; ++i)
-      if (a.ring_codes[i] < -1 || a.ring_codes[i] >= S)
-        bad_value("ring code " + std::to_string(a.ring_codes[i]) + " outside [-1, " + std::to_string(S) + ")");
+  for (int64_t b = 0; b < B && a.pos; ++b) {  // the rows that step only: idle rows cost nothing
+    const int64_t sb = row_of(b);
+    if (a.pos[sb] < 0) bad_value("pos[" + std::to_string(sb) + "] = " + std::to_string(a.pos[sb]) + " < 0");
+    for (int64_t i = 0; i < W && a.ring_codes; ++i)
+      if (a.ring_codes[sb * W + i] < -1 || a.ring_codes[sb * W + i] >= S)
+        bad_value("ring code " + std::to_string(a.ring_codes[sb * W + i]) + " outside [-1, " + std::to_string(S) + ")");
+  }
 
   // Split each row's queries into pieces: one per row with a single thread, else enough pieces
   // to keep the threads busy (the result is the same for any split).
@@ -213,17 +228,13 @@ void vq_attention(const OpCall& c, const CpuContext& ctx) {
   if (!p.stateful) return;
 
   // The state after the chunk: push_key for each token, in order.
-  int32_t* ring_codes = ring ? c.inputs[7].as<int32_t>() : nullptr;
-  float* ring_values = ring ? c.inputs[8].as<float>() : nullptr;
-  float* ring_keys = ring && !p.quantize_window_keys ? c.inputs[9].as<float>() : nullptr;
-  float* cache_u = c.inputs[10].as<float>();
-  int32_t* cache_n = c.inputs[11].as<int32_t>();
   parallel_for(B, ctx, static_cast<double>(n * h), [&](int64_t b) {
-    const int64_t p0 = a.pos[b];
+    const int64_t sb = row_of(b);
+    const int64_t p0 = a.pos[sb];
     auto add = [&](int32_t code, const float* v) {
-      float* u = cache_u + (b * S + code) * h;
+      float* u = cache_u + (sb * S + code) * h;
       for (int64_t j = 0; j < h; ++j) u[j] += v[j];
-      cache_n[b * S + code] += 1;
+      cache_n[sb * S + code] += 1;
     };
     for (int64_t i = 0; i < n; ++i) {
       const int64_t P = p0 + i;
@@ -234,11 +245,11 @@ void vq_attention(const OpCall& c, const CpuContext& ctx) {
         continue;
       }
       const int64_t slot = P % W;
-      const int32_t old = ring_codes[b * W + slot];
-      if (P >= W && old >= 0) add(old, ring_values + (b * W + slot) * h);  // position P − W leaves
-      ring_codes[b * W + slot] = code;
-      std::copy(v, v + h, ring_values + (b * W + slot) * h);
-      if (ring_keys) std::copy(a.K + (b * n + i) * e, a.K + (b * n + i + 1) * e, ring_keys + (b * W + slot) * e);
+      const int32_t old = ring_codes[sb * W + slot];
+      if (P >= W && old >= 0) add(old, ring_values + (sb * W + slot) * h);  // position P − W leaves
+      ring_codes[sb * W + slot] = code;
+      std::copy(v, v + h, ring_values + (sb * W + slot) * h);
+      if (ring_keys) std::copy(a.K + (b * n + i) * e, a.K + (b * n + i + 1) * e, ring_keys + (sb * W + slot) * e);
     }
   });
 }

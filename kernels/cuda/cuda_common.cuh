@@ -9,7 +9,6 @@
 #include <string>
 
 #include "engine/ops/op.h"
-#include "engine/ops/op_check.h"
 #include "kernels/cuda/cuda_ops.h"
 
 namespace longvq::cuda {
@@ -31,10 +30,6 @@ inline int elementwise_blocks(int64_t n) {
 }
 #define LONGVQ_GRID_STRIDE(i, n) \
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < (n); i += int64_t{blockDim.x} * gridDim.x)
-
-inline const float* in_f32(const OpCall& c, int i) {
-  return tensor_present(c.inputs[i]) ? c.inputs[i].as<const float>() : nullptr;
-}
 
 // Activations in fp32 with the accurate expf/erff (not the __expf intrinsics): a few ulp.
 __device__ inline float sigmoid_f(float x) { return 1.0f / (1.0f + expf(-x)); }

@@ -26,26 +26,27 @@ __global__ void gated_residual_kernel(const float* res, const float* u, const fl
 }  // namespace
 
 void mul(const OpCall& c, const CudaContext& ctx) {
-  const int64_t n = c.inputs[0].numel();
+  const int64_t n = c.in(BinaryIn::a).numel();
   if (n == 0) return;
-  mul_kernel<<<elementwise_blocks(n), kElementwiseThreads, 0, stream_of(ctx)>>>(in_f32(c, 0), in_f32(c, 1),
-                                                                                c.outputs[0].as<float>(), n);
+  mul_kernel<<<elementwise_blocks(n), kElementwiseThreads, 0, stream_of(ctx)>>>(
+      c.in_as<const float>(BinaryIn::a), c.in_as<const float>(BinaryIn::b), c.out_as<float>(OutY::y), n);
   check_launch("mul_kernel");
 }
 
 void add(const OpCall& c, const CudaContext& ctx) {
-  const int64_t n = c.inputs[0].numel();
+  const int64_t n = c.in(BinaryIn::a).numel();
   if (n == 0) return;
-  add_kernel<<<elementwise_blocks(n), kElementwiseThreads, 0, stream_of(ctx)>>>(in_f32(c, 0), in_f32(c, 1),
-                                                                                c.outputs[0].as<float>(), n);
+  add_kernel<<<elementwise_blocks(n), kElementwiseThreads, 0, stream_of(ctx)>>>(
+      c.in_as<const float>(BinaryIn::a), c.in_as<const float>(BinaryIn::b), c.out_as<float>(OutY::y), n);
   check_launch("add_kernel");
 }
 
 void gated_residual(const OpCall& c, const CudaContext& ctx) {
-  const int64_t n = c.inputs[0].numel();
+  const int64_t n = c.in(GatedResidualIn::res).numel();
   if (n == 0) return;
   gated_residual_kernel<<<elementwise_blocks(n), kElementwiseThreads, 0, stream_of(ctx)>>>(
-      in_f32(c, 0), in_f32(c, 1), in_f32(c, 2), in_f32(c, 3), c.outputs[0].as<float>(), n);
+      c.in_as<const float>(GatedResidualIn::res), c.in_as<const float>(GatedResidualIn::u),
+      c.in_as<const float>(GatedResidualIn::hx), c.in_as<const float>(GatedResidualIn::hp), c.out_as<float>(OutY::y), n);
   check_launch("gated_residual_kernel");
 }
 

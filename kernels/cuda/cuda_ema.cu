@@ -23,7 +23,8 @@ constexpr int kGroup = 8;
 
 __global__ void ema_kernel(const float* __restrict__ x, const float* __restrict__ q, const float* __restrict__ pb,
                            const float* __restrict__ g, const float* __restrict__ omega,
-                           const int32_t* __restrict__ lengths, float* __restrict__ state, float* __restrict__ y,
+                           const int32_t* __restrict__ lengths, float* __restrict__ states,
+                           const int32_t* __restrict__ state_rows, float* __restrict__ y,
                            int64_t n, int64_t d, int64_t N, bool bidir) {
   __shared__ float chunk_pow[kChunks][kGroup];    // q^len of each chunk
   __shared__ float chunk_state[kChunks][kGroup];  // pass 1: end state from 0; pass 2: start state
@@ -32,6 +33,7 @@ __global__ void ema_kernel(const float* __restrict__ x, const float* __restrict_
   const int64_t L = (n + kChunks - 1) / kChunks;
   const int64_t t_lo = min64(n, p * L), t_hi = min64(n, t_lo + L);
   const int64_t len = valid_length(lengths, b, n);
+  float* state = states ? states + (state_rows ? state_rows[b] : b) * d * N : nullptr;  // this row's H [d, N]
   auto x_at = [&](int64_t t) { return x[(b * n + t) * d + c]; };
   auto x_masked = [&](int64_t t) { return t < len ? x_at(t) : 0.0f; };  // xm = x * mask
   bool first = true;
@@ -65,14 +67,14 @@ __global__ void ema_kernel(const float* __restrict__ x, const float* __restrict_
       // 2. chain the chunks (in scan order) for order m0 + p
       if (p < G) {
         const bool carry = dir == 0 && state;
-        float H = carry ? state[(b * d + c) * N + m0 + p] : 0.0f;
+        float H = carry ? state[c * N + m0 + p] : 0.0f;
         for (int i = 0; i < kChunks; ++i) {
           const int k = dir == 0 ? i : kChunks - 1 - i;
           const float end = chunk_state[k][p];
           chunk_state[k][p] = H;
           H = chunk_pow[k][p] * H + end;
         }
-        if (carry) state[(b * d + c) * N + m0 + p] = H;  // the state after the call
+        if (carry) state[c * N + m0 + p] = H;  // the state after the call
       }
       __syncthreads();
       // 3. rescan from the chunk's start state, y += Σ_n g·H
@@ -101,15 +103,17 @@ __global__ void ema_kernel(const float* __restrict__ x, const float* __restrict_
 }  // namespace
 
 void ema(const OpCall& c, const CudaContext& ctx) {
-  const int64_t B = c.inputs[0].shape[0], n = c.inputs[0].shape[1], d = c.inputs[0].shape[2];
-  const int64_t N = c.inputs[1].shape[1];
+  using I = EmaIn;
+  const int64_t B = c.in(I::x).shape[0], n = c.in(I::x).shape[1], d = c.in(I::x).shape[2];
+  const int64_t N = c.in(I::q).shape[1];
   if (B * n * d == 0) return;
   if (B > 65535) throw std::runtime_error("ema: more than 65535 sequences in one call; split the batch");
-  const int32_t* lengths = c.params.has_lengths ? c.inputs[5].as<const int32_t>() : nullptr;
-  float* state = c.params.stateful ? c.inputs[6].as<float>() : nullptr;
+  const int32_t* lengths = c.params.has_lengths ? c.in_as<const int32_t>(I::lengths) : nullptr;
+  float* state = c.params.stateful ? c.in_as<float>(I::state) : nullptr;
   const dim3 grid(static_cast<unsigned>(d), static_cast<unsigned>(B));
-  ema_kernel<<<grid, kChunks, 0, stream_of(ctx)>>>(in_f32(c, 0), in_f32(c, 1), in_f32(c, 2), in_f32(c, 3),
-                                                   in_f32(c, 4), lengths, state, c.outputs[0].as<float>(), n, d, N,
+  ema_kernel<<<grid, kChunks, 0, stream_of(ctx)>>>(
+      c.in_as<const float>(I::x), c.in_as<const float>(I::q), c.in_as<const float>(I::pb), c.in_as<const float>(I::g),
+      c.in_as<const float>(I::omega), lengths, state, c.in_as<const int32_t>(I::state_rows), c.out_as<float>(OutY::y), n, d, N,
                                                    c.params.bidirectional);
   check_launch("ema_kernel");
 }

@@ -30,19 +30,23 @@ __global__ void embed_real_kernel(const float* __restrict__ x, const float* __re
 }  // namespace
 
 void embed_tokens(const OpCall& c, const CudaContext& ctx) {
-  const int64_t T = c.inputs[0].numel(), V = c.inputs[1].shape[0], d = c.inputs[1].shape[1];
+  const TensorRef& table = c.in(EmbedTokensIn::table);
+  const int64_t T = c.in(EmbedTokensIn::tokens).numel(), V = table.shape[0], d = table.shape[1];
   if (T * d == 0) return;
   embed_tokens_kernel<<<elementwise_blocks(T * d), kElementwiseThreads, 0, stream_of(ctx)>>>(
-      c.inputs[0].as<const int32_t>(), in_f32(c, 1), c.params.scale, T, V, d, c.outputs[0].as<float>(),
+      c.in_as<const int32_t>(EmbedTokensIn::tokens), table.as<const float>(), c.params.scale, T, V, d,
+      c.out_as<float>(OutEmbed::out),
       ctx.error_flags);
   check_launch("embed_tokens_kernel");
 }
 
 void embed_real(const OpCall& c, const CudaContext& ctx) {
-  const int64_t T = c.inputs[0].numel(), d = c.inputs[1].shape[0];
+  using I = EmbedRealIn;
+  const int64_t T = c.in(I::x).numel(), d = c.in(I::weight).shape[0];
   if (T * d == 0) return;
   embed_real_kernel<<<elementwise_blocks(T * d), kElementwiseThreads, 0, stream_of(ctx)>>>(
-      in_f32(c, 0), in_f32(c, 1), in_f32(c, 2), T, d, c.outputs[0].as<float>());
+      c.in_as<const float>(I::x), c.in_as<const float>(I::weight), c.in_as<const float>(I::bias), T, d,
+      c.out_as<float>(OutEmbed::out));
   check_launch("embed_real_kernel");
 }
 

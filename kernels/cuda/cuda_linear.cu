@@ -30,8 +30,9 @@ __global__ void bias_activation_kernel(float* __restrict__ y, const float* __res
 }  // namespace
 
 void linear(const OpCall& c, const CudaContext& ctx) {
-  const int64_t T = c.inputs[0].rows(), K = c.inputs[0].cols(), N = c.inputs[1].shape[0];
-  float* y = c.outputs[0].as<float>();
+  const TensorRef &xt = c.in(LinearIn::x), &wt = c.in(LinearIn::W);  // W dense: CUDA prepares no layout
+  const int64_t T = xt.rows(), K = xt.cols(), N = wt.shape[0];
+  float* y = c.out_as<float>(OutY::y);
   if (T * N == 0) return;
   if (T > INT32_MAX || K > INT32_MAX || N > INT32_MAX)
     throw std::runtime_error("linear: a dimension exceeds cuBLAS's 32-bit sizes; use the CPU backend");
@@ -40,11 +41,11 @@ void linear(const OpCall& c, const CudaContext& ctx) {
   } else {
     const float alpha = 1.0f, beta = 0.0f;
     check_cublas(cublasSgemm(static_cast<cublasHandle_t>(ctx.cublas), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(N),
-                             static_cast<int>(T), static_cast<int>(K), &alpha, in_f32(c, 1), static_cast<int>(K),
-                             in_f32(c, 0), static_cast<int>(K), &beta, y, static_cast<int>(N)),
+                             static_cast<int>(T), static_cast<int>(K), &alpha, wt.as<const float>(), static_cast<int>(K),
+                             xt.as<const float>(), static_cast<int>(K), &beta, y, static_cast<int>(N)),
                  "cublasSgemm (linear)");
   }
-  const float* bias = in_f32(c, 2);
+  const float* bias = c.in_as<const float>(LinearIn::b);
   if (!bias && c.params.activation == Activation::none) return;
   bias_activation_kernel<<<elementwise_blocks(T * N), kElementwiseThreads, 0, stream_of(ctx)>>>(
       y, bias, T, N, c.params.activation);

@@ -20,11 +20,12 @@ __global__ void mean_pool_kernel(const float* __restrict__ x, const int32_t* __r
 }  // namespace
 
 void mean_pool(const OpCall& c, const CudaContext& ctx) {
-  const int64_t B = c.inputs[0].shape[0], n = c.inputs[0].shape[1], d = c.inputs[0].shape[2];
+  const TensorRef& xt = c.in(MeanPoolIn::x);
+  const int64_t B = xt.shape[0], n = xt.shape[1], d = xt.shape[2];
   if (B * d == 0) return;
-  const int32_t* lengths = tensor_present(c.inputs[1]) ? c.inputs[1].as<const int32_t>() : nullptr;
+  const int32_t* lengths = c.in_as<const int32_t>(MeanPoolIn::lengths);
   mean_pool_kernel<<<elementwise_blocks(B * d), kElementwiseThreads, 0, stream_of(ctx)>>>(
-      in_f32(c, 0), lengths, B, n, d, c.outputs[0].as<float>());
+      xt.as<const float>(), lengths, B, n, d, c.out_as<float>(MeanPoolOut::rep));
   check_launch("mean_pool_kernel");
 }
 

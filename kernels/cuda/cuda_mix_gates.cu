@@ -32,13 +32,15 @@ __global__ void mix_gates_kernel(const float* __restrict__ mx, const float* __re
 }  // namespace
 
 void mix_gates(const OpCall& c, const CudaContext& ctx) {
-  const int64_t T = c.inputs[0].rows();
-  const int64_t d = c.outputs[0].cols(), e = c.outputs[1].cols(), h = c.outputs[3].cols();
+  using I = MixGatesIn;
+  using O = MixGatesOut;
+  const int64_t T = c.in(I::mx).rows();
+  const int64_t d = c.out(O::u).cols(), e = c.out(O::q).cols(), h = c.out(O::r).cols();
   const int64_t n = T * (2 * d + e + h);
   if (n == 0) return;
   mix_gates_kernel<<<elementwise_blocks(n), kElementwiseThreads, 0, stream_of(ctx)>>>(
-      in_f32(c, 0), in_f32(c, 1), in_f32(c, 2), T, d, e, h, c.outputs[0].as<float>(), c.outputs[1].as<float>(),
-      c.outputs[2].as<float>(), c.outputs[3].as<float>(), c.outputs[4].as<float>());
+      c.in_as<const float>(I::mx), c.in_as<const float>(I::qk_scale), c.in_as<const float>(I::qk_offset), T, d, e, h,
+      c.out_as<float>(O::u), c.out_as<float>(O::q), c.out_as<float>(O::k), c.out_as<float>(O::r), c.out_as<float>(O::hx));
   check_launch("mix_gates_kernel");
 }
 

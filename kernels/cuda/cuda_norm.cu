@@ -49,12 +49,14 @@ __global__ void norm_kernel(const float* __restrict__ x, const float* __restrict
 }  // namespace
 
 void norm(const OpCall& c, const CudaContext& ctx) {
-  const int64_t T = c.inputs[0].rows(), d = c.inputs[0].cols();
+  using I = NormIn;
+  const int64_t T = c.in(I::x).rows(), d = c.in(I::x).cols();
   if (T * d == 0) return;
   const int blocks = static_cast<int>(T < 65535 ? T : 65535);
-  norm_kernel<<<blocks, kThreads, 0, stream_of(ctx)>>>(in_f32(c, 0), in_f32(c, 1), in_f32(c, 2), in_f32(c, 3),
-                                                       in_f32(c, 4), T, d, c.params.norm, c.params.affine,
-                                                       c.params.eps, c.outputs[0].as<float>());
+  norm_kernel<<<blocks, kThreads, 0, stream_of(ctx)>>>(
+      c.in_as<const float>(I::x), c.in_as<const float>(I::weight), c.in_as<const float>(I::bias),
+      c.in_as<const float>(I::running_mean), c.in_as<const float>(I::running_var), T, d, c.params.norm, c.params.affine,
+      c.params.eps, c.out_as<float>(OutY::y));
   check_launch("norm_kernel");
 }
 

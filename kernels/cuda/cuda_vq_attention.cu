@@ -48,6 +48,7 @@ struct AttnArgs {
   float* cache_u;
   int32_t* cache_n;
   const int64_t* pos;
+  const int32_t* rows;  // the state row of batch row b (null: row b); state tensors are [R, ...]
   float* O;
   float* mem_u;    // scratch: [B · blocks_per_row][S, h]
   int32_t* mem_n;  // scratch: [B · blocks_per_row][S]
@@ -108,14 +109,17 @@ struct Memory {
   bool owned = false;
 };
 
+// The state row batch row b continues.
+__device__ inline int64_t state_row(const AttnArgs& a, int64_t b) { return a.rows ? a.rows[b] : b; }
+
 __device__ Memory block_memory(const AttnArgs& a, int64_t b, bool from_cache) {
   const int64_t idx = b * a.blocks_per_row + blockIdx.x;
   Memory m;
   m.own_u = a.mem_u + idx * a.S * a.h;
   m.own_n = a.mem_n + idx * a.S;
   if (from_cache) {
-    m.u = a.cache_u + b * a.S * a.h;
-    m.n = a.cache_n + b * a.S;
+    m.u = a.cache_u + state_row(a, b) * a.S * a.h;
+    m.n = a.cache_n + state_row(a, b) * a.S;
   }
   return m;
 }
@@ -153,15 +157,15 @@ __device__ bool key_at(const AttnArgs& a, int64_t b, int64_t p0, int64_t len, in
     return code_ok(a, code);
   }
   if (!a.ring_codes || p < 0 || p < p0 - a.W) return false;
-  const int64_t slot = p % a.W;
-  code = a.ring_codes[b * a.W + slot];
+  const int64_t slot = p % a.W, sb = state_row(a, b);
+  code = a.ring_codes[sb * a.W + slot];
   if (code == -1) return false;  // empty slot
   if (code < -1 || code >= a.S) {
     raise_error(a.error, kCudaErrRingCode);
     return false;
   }
-  k = a.ring_keys ? a.ring_keys + (b * a.W + slot) * a.e : nullptr;
-  v = a.ring_values + (b * a.W + slot) * a.h;
+  k = a.ring_keys ? a.ring_keys + (sb * a.W + slot) * a.e : nullptr;
+  v = a.ring_values + (sb * a.W + slot) * a.h;
   return true;
 }
 
@@ -220,7 +224,7 @@ __global__ void causal_kernel(AttnArgs a) {
   const int64_t b = blockIdx.y;
   const int64_t t0 = blockIdx.x * a.L, t1 = min64(a.n, t0 + a.L);
   const int64_t W = a.W, nw = W + 1;
-  const int64_t p0 = a.pos ? a.pos[b] : 0;
+  const int64_t p0 = a.pos ? a.pos[state_row(a, b)] : 0;
   if (p0 < 0) {
     if (threadIdx.x == 0) raise_error(a.error, kCudaErrPosition);
     return;
@@ -348,8 +352,8 @@ __global__ void bidir_kernel(AttnArgs a) {
 // --- state update after a stateful chunk ---------------------------------------------------------
 // One block per row; threads split the h value columns (and e key columns). Tokens in order.
 __global__ void vq_push_kernel(AttnArgs a) {
-  const int64_t b = blockIdx.x;
-  const int64_t p0 = a.pos[b];
+  const int64_t b = blockIdx.x, sb = state_row(a, b);
+  const int64_t p0 = a.pos[sb];
   if (p0 < 0) return;  // reported by causal_kernel
   const int64_t W = a.W;
   for (int64_t i = 0; i < a.n; ++i) {
@@ -361,23 +365,23 @@ __global__ void vq_push_kernel(AttnArgs a) {
     }
     const float* v = a.V + (b * a.n + i) * a.h;
     auto add = [&](int32_t c, const float* val) {  // cache_u[c] += val, cache_n[c] += 1
-      for (int64_t j = threadIdx.x; j < a.h; j += blockDim.x) a.cache_u[(b * a.S + c) * a.h + j] += val[j];
-      if (threadIdx.x == 0) a.cache_n[b * a.S + c] += 1;
+      for (int64_t j = threadIdx.x; j < a.h; j += blockDim.x) a.cache_u[(sb * a.S + c) * a.h + j] += val[j];
+      if (threadIdx.x == 0) a.cache_n[sb * a.S + c] += 1;
     };
     if (W == 0) {  // window 0: straight into (U, N)
       add(code, v);
       continue;
     }
     const int64_t slot = P % W;
-    const int32_t old = a.ring_codes[b * W + slot];
+    const int32_t old = a.ring_codes[sb * W + slot];
     __syncthreads();  // everyone has read `old` before thread 0 overwrites it
-    float* rv = a.ring_values + (b * W + slot) * a.h;
+    float* rv = a.ring_values + (sb * W + slot) * a.h;
     if (P >= W && old >= 0 && old < a.S) add(old, rv);  // position P − W leaves the window
     for (int64_t j = threadIdx.x; j < a.h; j += blockDim.x) rv[j] = v[j];  // after this thread's add of rv[j]
     if (a.ring_keys)
       for (int64_t j = threadIdx.x; j < a.e; j += blockDim.x)
-        a.ring_keys[(b * W + slot) * a.e + j] = a.K[(b * a.n + i) * a.e + j];
-    if (threadIdx.x == 0) a.ring_codes[b * W + slot] = code;
+        a.ring_keys[(sb * W + slot) * a.e + j] = a.K[(b * a.n + i) * a.e + j];
+    if (threadIdx.x == 0) a.ring_codes[sb * W + slot] = code;
     __syncthreads();
   }
 }
@@ -385,27 +389,29 @@ __global__ void vq_push_kernel(AttnArgs a) {
 AttnArgs make_args(const OpCall& c, const CudaContext& ctx) {
   const OpParams& p = c.params;
   const bool ring = p.stateful && p.window > 0;
+  using I = VqAttentionIn;
   AttnArgs a{};
-  a.Q = in_f32(c, 0);
-  a.K = in_f32(c, 1);
-  a.V = in_f32(c, 2);
-  a.codes = c.inputs[3].as<const int32_t>();
-  a.C = in_f32(c, 4);
-  a.T = in_f32(c, 5);
-  a.lengths = p.has_lengths ? c.inputs[6].as<const int32_t>() : nullptr;
-  a.ring_codes = ring ? c.inputs[7].as<int32_t>() : nullptr;
-  a.ring_values = ring ? c.inputs[8].as<float>() : nullptr;
-  a.ring_keys = ring && !p.quantize_window_keys ? c.inputs[9].as<float>() : nullptr;
-  a.cache_u = p.stateful ? c.inputs[10].as<float>() : nullptr;
-  a.cache_n = p.stateful ? c.inputs[11].as<int32_t>() : nullptr;
-  a.pos = p.stateful ? c.inputs[12].as<const int64_t>() : nullptr;
-  a.O = c.outputs[0].as<float>();
+  a.Q = c.in_as<const float>(I::q);
+  a.K = c.in_as<const float>(I::k);
+  a.V = c.in_as<const float>(I::v);
+  a.codes = c.in_as<const int32_t>(I::codes);
+  a.C = c.in_as<const float>(I::codebook);
+  a.T = c.in_as<const float>(I::rel_bias);
+  a.lengths = p.has_lengths ? c.in_as<const int32_t>(I::lengths) : nullptr;
+  a.ring_codes = ring ? c.in_as<int32_t>(I::ring_codes) : nullptr;
+  a.ring_values = ring ? c.in_as<float>(I::ring_values) : nullptr;
+  a.ring_keys = ring && !p.quantize_window_keys ? c.in_as<float>(I::ring_keys) : nullptr;
+  a.cache_u = p.stateful ? c.in_as<float>(I::cache_u) : nullptr;
+  a.cache_n = p.stateful ? c.in_as<int32_t>(I::cache_n) : nullptr;
+  a.pos = p.stateful ? c.in_as<const int64_t>(I::pos) : nullptr;
+  a.rows = c.in_as<const int32_t>(I::state_rows);
+  a.O = c.out_as<float>(VqAttentionOut::o);
   a.error = ctx.error_flags;
-  a.B = c.inputs[0].shape[0];
-  a.n = c.inputs[0].shape[1];
-  a.e = c.inputs[0].shape[2];
-  a.h = c.inputs[2].shape[2];
-  a.S = c.inputs[4].shape[0];
+  a.B = c.in(I::q).shape[0];
+  a.n = c.in(I::q).shape[1];
+  a.e = c.in(I::q).shape[2];
+  a.h = c.in(I::v).shape[2];
+  a.S = c.in(I::codebook).shape[0];
   a.W = p.window;
   a.L = queries_per_block(a.n);
   a.blocks_per_row = (a.n + a.L - 1) / a.L;
@@ -421,15 +427,16 @@ AttnArgs make_args(const OpCall& c, const CudaContext& ctx) {
 }  // namespace
 
 size_t vq_attention_scratch_bytes(const OpCall& c) {
-  const int64_t B = c.inputs[0].shape[0], n = c.inputs[0].shape[1];
-  const int64_t h = c.inputs[2].shape[2], S = c.inputs[4].shape[0];
+  using I = VqAttentionIn;
+  const int64_t B = c.in(I::q).shape[0], n = c.in(I::q).shape[1];
+  const int64_t h = c.in(I::v).shape[2], S = c.in(I::codebook).shape[0];
   const int64_t L = queries_per_block(n);
   const int64_t blocks = B * ((n + L - 1) / L);
   return static_cast<size_t>(blocks) * (static_cast<size_t>(S * h + 2 * L) * sizeof(float) + S * sizeof(int32_t));
 }
 
 std::string vq_attention_unsupported_reason(const OpCall& c) {
-  const int64_t S = c.inputs[4].shape[0];
+  const int64_t S = c.in(VqAttentionIn::codebook).shape[0];
   const size_t bytes = shared_bytes(S, c.params.window, c.params.bidirectional);
   if (bytes <= kMaxSharedBytes) return "";
   return "vq_attention needs " + std::to_string(bytes) + " bytes of shared memory per block (codebook size " +

@@ -59,11 +59,12 @@ __global__ void vq_codes_kernel(const float* __restrict__ k, const float* __rest
 }  // namespace
 
 void vq_codes(const OpCall& c, const CudaContext& ctx) {
-  const int64_t T = c.inputs[0].rows(), e = c.inputs[0].cols(), S = c.inputs[1].shape[0];
+  const TensorRef& kt = c.in(VqCodesIn::k);
+  const int64_t T = kt.rows(), e = kt.cols(), S = c.in(VqCodesIn::codebook).shape[0];
   if (T == 0) return;
   const int blocks = static_cast<int>(T < 65535 ? T : 65535);
-  vq_codes_kernel<<<blocks, kThreads, 0, stream_of(ctx)>>>(in_f32(c, 0), in_f32(c, 1), T, S, e,
-                                                           c.outputs[0].as<int32_t>());
+  vq_codes_kernel<<<blocks, kThreads, 0, stream_of(ctx)>>>(
+      kt.as<const float>(), c.in_as<const float>(VqCodesIn::codebook), T, S, e, c.out_as<int32_t>(VqCodesOut::codes));
   check_launch("vq_codes_kernel");
 }
 

@@ -7,7 +7,6 @@
 #include <vector>
 
 #include "engine/ops/op.h"
-#include "engine/ops/op_check.h"
 
 namespace longvq::ref {
 
@@ -24,10 +23,6 @@ inline double activate(Activation a, double x) {
   return x;
 }
 
-inline const float* in_f32(const OpCall& c, int i) {
-  return tensor_present(c.inputs[i]) ? c.inputs[i].as<const float>() : nullptr;
-}
-inline float* out_f32(const OpCall& c, int i) { return c.outputs[i].as<float>(); }
 
 // A weight matrix (f32 or bf16) as f32; a bf16 one is widened into `storage`.
 inline const float* matrix_f32(const TensorRef& t, std::vector<float>& storage) {

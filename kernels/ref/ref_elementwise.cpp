@@ -6,28 +6,29 @@
 namespace longvq::ref {
 
 void mul(const OpCall& c) {
-  const int64_t n = c.inputs[0].numel();
-  const float* a = in_f32(c, 0);
-  const float* b = in_f32(c, 1);
-  float* y = out_f32(c, 0);
+  const int64_t n = c.in(BinaryIn::a).numel();
+  const float* a = c.in_as<const float>(BinaryIn::a);
+  const float* b = c.in_as<const float>(BinaryIn::b);
+  float* y = c.out_as<float>(OutY::y);
   for (int64_t i = 0; i < n; ++i) y[i] = a[i] * b[i];  // O ⊙ R
 }
 
 void add(const OpCall& c) {
-  const int64_t n = c.inputs[0].numel();
-  const float* a = in_f32(c, 0);
-  const float* b = in_f32(c, 1);
-  float* y = out_f32(c, 0);
+  const int64_t n = c.in(BinaryIn::a).numel();
+  const float* a = c.in_as<const float>(BinaryIn::a);
+  const float* b = c.in_as<const float>(BinaryIn::b);
+  float* y = c.out_as<float>(OutY::y);
   for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];  // X + fc2(φ(fc1(·)))
 }
 
 void gated_residual(const OpCall& c) {
-  const int64_t n = c.inputs[0].numel();
-  const float* res = in_f32(c, 0);
-  const float* u = in_f32(c, 1);
-  const float* hx = in_f32(c, 2);
-  const float* hp = in_f32(c, 3);
-  float* y = out_f32(c, 0);
+  using I = GatedResidualIn;
+  const int64_t n = c.in(I::res).numel();
+  const float* res = c.in_as<const float>(I::res);
+  const float* u = c.in_as<const float>(I::u);
+  const float* hx = c.in_as<const float>(I::hx);
+  const float* hp = c.in_as<const float>(I::hp);
+  float* y = c.out_as<float>(OutY::y);
   for (int64_t i = 0; i < n; ++i) {
     const double hh = silu(static_cast<double>(hx[i]) + hp[i]);  // Hh = φ(HX + h_proj(O ⊙ R))
     const double r = res[i];
@@ -36,11 +37,11 @@ void gated_residual(const OpCall& c) {
 }
 
 void mean_pool(const OpCall& c) {
-  const TensorRef& xt = c.inputs[0];
+  const TensorRef& xt = c.in(MeanPoolIn::x);
   const int64_t B = xt.shape[0], n = xt.shape[1], d = xt.shape[2];
   const float* x = xt.as<const float>();
-  const int32_t* lengths = tensor_present(c.inputs[1]) ? c.inputs[1].as<const int32_t>() : nullptr;
-  float* rep = out_f32(c, 0);
+  const int32_t* lengths = c.in_as<const int32_t>(MeanPoolIn::lengths);
+  float* rep = c.out_as<float>(MeanPoolOut::rep);
   for (int64_t b = 0; b < B; ++b) {
     const int64_t len = valid_length(lengths, b, n);
     for (int64_t i = 0; i < d; ++i) {

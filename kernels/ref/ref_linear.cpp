@@ -5,13 +5,14 @@
 namespace longvq::ref {
 
 void linear(const OpCall& c) {
-  const TensorRef& xt = c.inputs[0];
-  const int64_t T = xt.rows(), K = xt.cols(), N = c.inputs[1].shape[0];
+  const TensorRef& xt = c.in(LinearIn::x);
+  const TensorRef& wt = c.in(LinearIn::W);  // dense: the reference backend prepares no weight layout
+  const int64_t T = xt.rows(), K = xt.cols(), N = wt.shape[0];
   const float* x = xt.as<const float>();
   std::vector<float> widened;
-  const float* W = matrix_f32(c.inputs[1], widened);
-  const float* b = in_f32(c, 2);
-  float* y = out_f32(c, 0);
+  const float* W = matrix_f32(wt, widened);
+  const float* b = c.in_as<const float>(LinearIn::b);
+  float* y = c.out_as<float>(OutY::y);
   for (int64_t t = 0; t < T; ++t)
     for (int64_t o = 0; o < N; ++o) {
       double acc = b ? b[o] : 0.0;                                         // + b

@@ -5,16 +5,18 @@
 namespace longvq::ref {
 
 void mix_gates(const OpCall& c) {
-  const int64_t T = c.inputs[0].rows(), cols = c.inputs[0].cols();
-  const int64_t d = c.outputs[0].cols(), e = c.outputs[1].cols(), h = c.outputs[3].cols();
-  const float* mx = in_f32(c, 0);
-  const float* scale = in_f32(c, 1);   // qk_scale [2, e]
-  const float* offset = in_f32(c, 2);  // qk_offset [2, e]
-  float* u = out_f32(c, 0);
-  float* q = out_f32(c, 1);
-  float* k = out_f32(c, 2);
-  float* r = out_f32(c, 3);
-  float* hx = out_f32(c, 4);
+  using I = MixGatesIn;
+  using O = MixGatesOut;
+  const int64_t T = c.in(I::mx).rows(), cols = c.in(I::mx).cols();
+  const int64_t d = c.out(O::u).cols(), e = c.out(O::q).cols(), h = c.out(O::r).cols();
+  const float* mx = c.in_as<const float>(I::mx);
+  const float* scale = c.in_as<const float>(I::qk_scale);    // qk_scale [2, e]
+  const float* offset = c.in_as<const float>(I::qk_offset);  // qk_offset [2, e]
+  float* u = c.out_as<float>(O::u);
+  float* q = c.out_as<float>(O::q);
+  float* k = c.out_as<float>(O::k);
+  float* r = c.out_as<float>(O::r);
+  float* hx = c.out_as<float>(O::hx);
   for (int64_t t = 0; t < T; ++t) {
     const float* row = mx + t * cols;
     for (int64_t i = 0; i < d; ++i) u[t * d + i] = static_cast<float>(sigmoid(row[i]));  // u = σ(mx[..., :d])

@@ -5,16 +5,17 @@
 namespace longvq::ref {
 
 void norm(const OpCall& c) {
-  const TensorRef& xt = c.inputs[0];
+  using I = NormIn;
+  const TensorRef& xt = c.in(I::x);
   const int64_t T = xt.rows(), d = xt.cols();
   const float* x = xt.as<const float>();
-  const float* w = in_f32(c, 1);  // weight, or the scalar (scalenorm)
-  const float* bias = in_f32(c, 2);
-  const float* rmean = in_f32(c, 3);
-  const float* rvar = in_f32(c, 4);
+  const float* w = c.in_as<const float>(I::weight);  // weight, or the scalar (scalenorm)
+  const float* bias = c.in_as<const float>(I::bias);
+  const float* rmean = c.in_as<const float>(I::running_mean);
+  const float* rvar = c.in_as<const float>(I::running_var);
   const double eps = c.params.eps;
   const bool affine = c.params.affine;
-  float* y = out_f32(c, 0);
+  float* y = c.out_as<float>(OutY::y);
   for (int64_t t = 0; t < T; ++t) {
     const float* xr = x + t * d;
     float* yr = y + t * d;

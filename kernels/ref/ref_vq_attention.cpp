@@ -31,43 +31,47 @@ double dot(const float* a, const float* b, int64_t e) {
 }  // namespace
 
 void vq_attention(const OpCall& c) {
+  using I = VqAttentionIn;
   const OpParams& p = c.params;
-  const TensorRef& qt = c.inputs[0];
+  const TensorRef& qt = c.in(I::q);
   const int64_t B = qt.shape[0], n = qt.shape[1], e = qt.shape[2];
-  const int64_t h = c.inputs[2].shape[2], S = c.inputs[4].shape[0];
+  const int64_t h = c.in(I::v).shape[2], S = c.in(I::codebook).shape[0];
   const int64_t W = p.window;
   const bool bidir = p.bidirectional, qwk = p.quantize_window_keys;
-  const float* Q = in_f32(c, 0);
-  const float* K = in_f32(c, 1);
-  const float* V = in_f32(c, 2);
-  const int32_t* codes = c.inputs[3].as<const int32_t>();
-  const float* C = in_f32(c, 4);
-  const float* T = in_f32(c, 5);  // rel_bias
-  const int32_t* lengths = p.has_lengths ? c.inputs[6].as<const int32_t>() : nullptr;
-  int32_t* ring_codes = p.stateful && W > 0 ? c.inputs[7].as<int32_t>() : nullptr;
-  float* ring_values = p.stateful && W > 0 ? c.inputs[8].as<float>() : nullptr;
-  float* ring_keys = p.stateful && W > 0 && !qwk ? c.inputs[9].as<float>() : nullptr;
-  float* cache_u = p.stateful ? c.inputs[10].as<float>() : nullptr;
-  int32_t* cache_n = p.stateful ? c.inputs[11].as<int32_t>() : nullptr;
-  const int64_t* pos = p.stateful ? c.inputs[12].as<const int64_t>() : nullptr;
-  float* O = out_f32(c, 0);
+  const float* Q = c.in_as<const float>(I::q);
+  const float* K = c.in_as<const float>(I::k);
+  const float* V = c.in_as<const float>(I::v);
+  const int32_t* codes = c.in_as<const int32_t>(I::codes);
+  const float* C = c.in_as<const float>(I::codebook);
+  const float* T = c.in_as<const float>(I::rel_bias);
+  const int32_t* lengths = p.has_lengths ? c.in_as<const int32_t>(I::lengths) : nullptr;
+  // The state, [R, ...]: batch row b continues state row rows[b] (b without state_rows).
+  int32_t* ring_codes = p.stateful && W > 0 ? c.in_as<int32_t>(I::ring_codes) : nullptr;
+  float* ring_values = p.stateful && W > 0 ? c.in_as<float>(I::ring_values) : nullptr;
+  float* ring_keys = p.stateful && W > 0 && !qwk ? c.in_as<float>(I::ring_keys) : nullptr;
+  float* cache_u = p.stateful ? c.in_as<float>(I::cache_u) : nullptr;
+  int32_t* cache_n = p.stateful ? c.in_as<int32_t>(I::cache_n) : nullptr;
+  const int64_t* pos = p.stateful ? c.in_as<const int64_t>(I::pos) : nullptr;
+  const int32_t* rows = c.in_as<const int32_t>(I::state_rows);
+  float* O = c.out_as<float>(VqAttentionOut::o);
   const double scale = 1.0 / std::sqrt(static_cast<double>(e));  // scale = 1/sqrt(e)
   const double neg_inf = -std::numeric_limits<double>::infinity();
 
   std::vector<Key> keys;
   std::vector<double> score, num(static_cast<size_t>(h));
   for (int64_t b = 0; b < B; ++b) {
+    const int64_t sb = rows ? rows[b] : b;  // the state row
     const int64_t len = valid_length(lengths, b, n);
-    const int64_t p0 = pos ? pos[b] : 0;  // tokens consumed before this chunk
+    const int64_t p0 = pos ? pos[sb] : 0;  // tokens consumed before this chunk
     // The keys this call holds, oldest first: the ring (positions p0−W .. p0−1 that are ≥ 0,
     // slot = position mod W, code −1 = empty), then the chunk (positions p0 .. p0+n−1).
     keys.clear();
     for (int64_t j = p0 - W; j < p0 && ring_codes; ++j) {
       if (j < 0) continue;                                     // ring_positions: −1 where empty
       const int64_t slot = j % W;
-      const int32_t code = ring_codes[b * W + slot];
+      const int32_t code = ring_codes[sb * W + slot];
       if (code < 0) continue;
-      keys.push_back({j, code, ring_keys ? ring_keys + (b * W + slot) * e : nullptr, ring_values + (b * W + slot) * h});
+      keys.push_back({j, code, ring_keys ? ring_keys + (sb * W + slot) * e : nullptr, ring_values + (sb * W + slot) * h});
     }
     for (int64_t j = 0; j < len; ++j)                          // key_valid: pads (j ≥ lengths[b]) are no keys
       keys.push_back({p0 + j, codes[b * n + j], K + (b * n + j) * e, V + (b * n + j) * h});
@@ -91,9 +95,9 @@ void vq_attention(const OpCall& c) {
       std::vector<double> qc(static_cast<size_t>(S), neg_inf);
       if (cache_n)
         for (int64_t s = 0; s < S; ++s)
-          if (cache_n[b * S + s] > 0) {                        // cache_scores = where(N > 0, qc, −inf)
+          if (cache_n[sb * S + s] > 0) {                        // cache_scores = where(N > 0, qc, −inf)
             qc[s] = dot(q, C + s * e, e) * scale;              // qc[s] = Q·C_s/sqrt(e)
-            m = std::max(m, qc[s] + std::log(static_cast<double>(cache_n[b * S + s])));  // max over qc[s] + log N_s
+            m = std::max(m, qc[s] + std::log(static_cast<double>(cache_n[sb * S + s])));  // max over qc[s] + log N_s
           }
       float* o = O + (b * n + i) * h;
       if (m == neg_inf) {                                      // no key at all: zero output
@@ -111,8 +115,8 @@ void vq_attention(const OpCall& c) {
       for (int64_t s = 0; s < S; ++s) {
         if (qc[s] == neg_inf) continue;
         const double w = std::exp(qc[s] - m);
-        for (int64_t j = 0; j < h; ++j) num[j] += w * cache_u[(b * S + s) * h + j];  // num += e^{qc−m}·U_s
-        den += w * cache_n[b * S + s];                                                // den += e^{qc−m}·N_s
+        for (int64_t j = 0; j < h; ++j) num[j] += w * cache_u[(sb * S + s) * h + j];  // num += e^{qc−m}·U_s
+        den += w * cache_n[sb * S + s];                                                // den += e^{qc−m}·N_s
       }
       for (int64_t j = 0; j < h; ++j) o[j] = static_cast<float>(num[j] / den);        // O = num / den
     }
@@ -124,20 +128,20 @@ void vq_attention(const OpCall& c) {
       const int32_t code = codes[b * n + i];
       const float* v = V + (b * n + i) * h;
       if (W == 0) {                                            // window == 0: straight into (U, N)
-        for (int64_t j = 0; j < h; ++j) cache_u[(b * S + code) * h + j] += v[j];  // cache_u[code] += v
-        cache_n[b * S + code] += 1;                                               // cache_n[code] += 1
+        for (int64_t j = 0; j < h; ++j) cache_u[(sb * S + code) * h + j] += v[j];  // cache_u[code] += v
+        cache_n[sb * S + code] += 1;                                               // cache_n[code] += 1
         continue;
       }
       const int64_t slot = P % W;                              // slot = pos mod W
-      const int32_t old = ring_codes[b * W + slot];
+      const int32_t old = ring_codes[sb * W + slot];
       if (P >= W && old >= 0) {                                // full: position P − W leaves the window
-        for (int64_t j = 0; j < h; ++j) cache_u[(b * S + old) * h + j] += ring_values[(b * W + slot) * h + j];
-        cache_n[b * S + old] += 1;
+        for (int64_t j = 0; j < h; ++j) cache_u[(sb * S + old) * h + j] += ring_values[(sb * W + slot) * h + j];
+        cache_n[sb * S + old] += 1;
       }
-      ring_codes[b * W + slot] = code;                         // ring_codes[slot] = code
-      for (int64_t j = 0; j < h; ++j) ring_values[(b * W + slot) * h + j] = v[j];   // ring_values[slot] = v
+      ring_codes[sb * W + slot] = code;                         // ring_codes[slot] = code
+      for (int64_t j = 0; j < h; ++j) ring_values[(sb * W + slot) * h + j] = v[j];   // ring_values[slot] = v
       if (ring_keys)
-        for (int64_t j = 0; j < e; ++j) ring_keys[(b * W + slot) * e + j] = K[(b * n + i) * e + j];  // ring_keys[slot] = k
+        for (int64_t j = 0; j < e; ++j) ring_keys[(sb * W + slot) * e + j] = K[(b * n + i) * e + j];  // ring_keys[slot] = k
     }
   }
 }

@@ -25,10 +25,10 @@ int ref_vq_code(const float* k, const float* codebook, int64_t S, int64_t e) {
 namespace ref {
 
 void vq_codes(const OpCall& c) {
-  const int64_t T = c.inputs[0].rows(), e = c.inputs[0].cols(), S = c.inputs[1].shape[0];
-  const float* k = in_f32(c, 0);
-  const float* C = in_f32(c, 1);
-  int32_t* codes = c.outputs[0].as<int32_t>();
+  const int64_t T = c.in(VqCodesIn::k).rows(), e = c.in(VqCodesIn::k).cols(), S = c.in(VqCodesIn::codebook).shape[0];
+  const float* k = c.in_as<const float>(VqCodesIn::k);
+  const float* C = c.in_as<const float>(VqCodesIn::codebook);
+  int32_t* codes = c.out_as<int32_t>(VqCodesOut::codes);
   for (int64_t t = 0; t < T; ++t) codes[t] = ref_vq_code(k + t * e, C, S, e);
 }
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/cuda/cuda_smoke.h"
+#include "tests/cuda/cuda_smoke.h"
 
 namespace {
 

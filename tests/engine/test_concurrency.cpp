@@ -20,8 +20,8 @@ namespace {
 const fs::path kFix = LONGVQ_FIXTURES_DIR;
 
 // Prefill of a prompt that depends on `seed`, then 24 greedy decode steps: every logit.
-std::vector<float> lm_work(const std::shared_ptr<const Model>& model, int seed) {
-  Session session(model, {.max_batch = 1, .max_chunk = 8});
+std::vector<float> lm_work(const std::shared_ptr<const Model>& model, int seed, int threads) {
+  Session session(model, {.max_batch = 1, .max_chunk = 8, .threads = threads});
   State state = session.new_state(1);
   const int64_t V = model->config().vocab_size;
   std::vector<int32_t> prompt;
@@ -40,8 +40,8 @@ std::vector<float> lm_work(const std::shared_ptr<const Model>& model, int seed) 
 }
 
 // A batch of 3 right-padded token sequences whose content depends on `seed`: class logits.
-std::vector<float> classify_work(const std::shared_ptr<const Model>& model, int seed) {
-  Session session(model, {.max_batch = 3, .max_length = 40});
+std::vector<float> classify_work(const std::shared_ptr<const Model>& model, int seed, int threads) {
+  Session session(model, {.max_batch = 3, .max_length = 40, .threads = threads});
   const int64_t V = model->config().vocab_size, n = 40;
   std::vector<int32_t> tokens(3 * n);
   for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<int32_t>((i * 5 + seed) % V);
@@ -52,12 +52,12 @@ std::vector<float> classify_work(const std::shared_ptr<const Model>& model, int 
 
 template <class Work>
 void check_threads_equal_alone(const fs::path& dir, Work work, int threads_per_session) {
-  auto model = Model::load(dir, ModelOptions{.backend = test::backend_under_test(), .threads = threads_per_session});
+  auto model = Model::load(dir, ModelOptions{.backend = test::backend_under_test()});
   constexpr int kThreads = 6;
   std::vector<std::vector<float>> alone(kThreads), together(kThreads);
-  for (int t = 0; t < kThreads; ++t) alone[t] = work(model, t);
+  for (int t = 0; t < kThreads; ++t) alone[t] = work(model, t, threads_per_session);
   std::vector<std::thread> pool;
-  for (int t = 0; t < kThreads; ++t) pool.emplace_back([&, t] { together[t] = work(model, t); });
+  for (int t = 0; t < kThreads; ++t) pool.emplace_back([&, t] { together[t] = work(model, t, threads_per_session); });
   for (std::thread& th : pool) th.join();
   for (int t = 0; t < kThreads; ++t) {
     INFO(dir.filename() << " thread " << t);

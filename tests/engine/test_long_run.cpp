@@ -60,7 +60,8 @@ TEST_CASE("10^6 decode steps of vq_attention match an fp64 recomputation", "[lon
                  {},                                      {ring_codes.data(), DType::i32, {1, W}},
                  {ring_values.data(), DType::f32, {1, W, h}}, {},
                  {cache_u.data(), DType::f32, {1, S, h}}, {cache_n.data(), DType::i32, {1, S}},
-                 {pos.data(), DType::i64, {1}}};
+                 {pos.data(), DType::i64, {1}},           {}};  // state_rows: row 0 of a 1-row state
+  REQUIRE(call.inputs.size() == op_desc(OpKind::vq_attention).inputs.size());
   call.outputs = {{o.data(), DType::f32, {1, 1, h}}};
 
   double worst = 0;
@@ -129,8 +130,8 @@ TEST_CASE("10^6 decode steps of vq_attention match an fp64 recomputation", "[lon
 }
 
 TEST_CASE("a fixture LM decodes 10^6 steps: finite logits, flat memory", "[long]") {
-  auto model = Model::load(fs::path(LONGVQ_FIXTURES_DIR) / "lm_bytes_layernorm_tied", {.threads = 1});
-  Session session(model, {.max_batch = 1});
+  auto model = Model::load(fs::path(LONGVQ_FIXTURES_DIR) / "lm_bytes_layernorm_tied");
+  Session session(model, {.max_batch = 1, .threads = 1});
   State state = session.new_state(1);
   const int64_t V = model->config().vocab_size;
   const size_t state_bytes = state.bytes_per_sequence();

@@ -11,8 +11,8 @@
 #include "tests/fuzz/fuzz_util.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static auto model = longvq::Model::load(LONGVQ_FUZZ_STATE_MODEL, {.threads = 1});
-  static longvq::Session session(model, {.max_batch = 4, .max_chunk = 8});
+  static auto model = longvq::Model::load(LONGVQ_FUZZ_STATE_MODEL);
+  static longvq::Session session(model, {.max_batch = 4, .max_chunk = 8, .threads = 1});
   try {
     longvq::State state = longvq::State::load(fuzz::write_input(data, size, ".state"), *model, session.backend());
     if (state.batch() <= 4) {

@@ -19,12 +19,14 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <map>
 #include <random>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "engine/backends/backend.h"
+#include "engine/backends/backend_cpu.h"
 #include "engine/runtime/model.h"
 #include "engine/ops/op.h"
 #include "engine/ops/op_check.h"
@@ -46,8 +48,14 @@ class Buffer {
  public:
   Buffer() = default;  // an absent optional input
   Buffer(DType t, std::vector<int64_t> shape) : dtype_(t), shape_(std::move(shape)), present_(true) {
+    bytes_ = static_cast<size_t>(numel()) * dtype_size(dtype_);
     words_.assign((2 * kGuardBytes + bytes() + 7) / 8, 0);
     std::memset(raw(), kGuardByte, 2 * kGuardBytes + bytes());
+  }
+  // A weight in a backend's private layout: `bytes` of data for the logical `shape`.
+  Buffer(DType t, std::vector<int64_t> shape, size_t bytes, uint8_t layout) : Buffer(t, {static_cast<int64_t>(bytes)}) {
+    shape_ = std::move(shape);
+    layout_ = layout;
   }
   bool present() const { return present_; }
   DType dtype() const { return dtype_; }
@@ -57,11 +65,11 @@ class Buffer {
     for (int64_t d : shape_) n *= d;
     return n;
   }
-  size_t bytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype_); }
+  size_t bytes() const { return bytes_; }
   void* data() const { return raw() + kGuardBytes; }
   template <class T>
   T* as() const { return static_cast<T*>(data()); }
-  TensorRef ref() const { return present_ ? TensorRef{data(), dtype_, shape_} : TensorRef{}; }
+  TensorRef ref() const { return present_ ? TensorRef{data(), dtype_, shape_, layout_} : TensorRef{}; }
   bool guards_intact() const {
     const unsigned char* p = raw();
     for (size_t i = 0; i < kGuardBytes; ++i)
@@ -74,6 +82,8 @@ class Buffer {
   unsigned char* raw() const { return reinterpret_cast<unsigned char*>(words_.data()); }
   DType dtype_ = DType::f32;
   std::vector<int64_t> shape_;
+  size_t bytes_ = 0;
+  uint8_t layout_ = 0;
   bool present_ = false;
   mutable std::vector<uint64_t> words_;
 };
@@ -149,10 +159,14 @@ struct Case {
   OpParams params;
   std::vector<Buffer> in, out;
   int alias = -1;  // output 0 is computed in place in input `alias`
+  // Inputs the backend under test gets in its device's prepared layout instead (the reference
+  // always reads the dense `in`).
+  std::map<size_t, Buffer> prepared;
 
-  OpCall call() const {
+  OpCall call(bool use_prepared = false) const {
     OpCall c{op, params, {}, {}};
-    for (const Buffer& b : in) c.inputs.push_back(b.ref());
+    for (size_t i = 0; i < in.size(); ++i)
+      c.inputs.push_back(use_prepared && prepared.count(i) ? prepared.at(i).ref() : in[i].ref());
     for (const Buffer& b : out) c.outputs.push_back(b.ref());
     if (alias >= 0) c.outputs[0].data = c.inputs[static_cast<size_t>(alias)].data;
     return c;
@@ -214,7 +228,7 @@ Kernel device_kernel(Backend& be) {
 bool testing_cuda() { return test::backend_under_test() == BackendKind::cuda; }
 
 Backend& cuda_backend() {
-  static std::unique_ptr<Backend> be = make_backend(BackendKind::cuda, 0);
+  static std::unique_ptr<Backend> be = device(BackendKind::cuda).make_backend(0);
   return *be;
 }
 
@@ -224,8 +238,9 @@ std::string under_test_name() { return testing_cuda() ? "cuda" : "cpu(2)"; }
 
 // Inputs a kernel updates in place (states).
 bool is_state_input(OpKind op, size_t i) {
-  if (op == OpKind::ema) return i == 6;
-  if (op == OpKind::vq_attention) return i >= 7 && i <= 11;
+  using A = VqAttentionIn;
+  if (op == OpKind::ema) return i == static_cast<size_t>(EmaIn::state);
+  if (op == OpKind::vq_attention) return i >= static_cast<size_t>(A::ring_codes) && i <= static_cast<size_t>(A::cache_n);
   return false;
 }
 
@@ -305,6 +320,7 @@ std::string compare(const Case& ref, const Case& got, double tol) {
 std::string run_case(const Case& base, double tol) {
   try {
     check_op_call(base.call());
+    check_op_call(base.call(true));
   } catch (const std::exception& e) {
     return std::string("check_op_call refused the case: ") + e.what();
   }
@@ -314,8 +330,8 @@ std::string run_case(const Case& base, double tol) {
   if (testing_cuda()) {
     Case one = base, two = base;
     try {
-      under_test()(one.call());
-      under_test()(two.call());
+      under_test()(one.call(true));
+      under_test()(two.call(true));
     } catch (const std::exception& e) {
       return std::string("cuda: ") + e.what();
     }
@@ -331,8 +347,8 @@ std::string run_case(const Case& base, double tol) {
     cpu_force_isa(isa);
     const std::string where = std::string("cpu[") + cpu_isa_name(isa) + "]";
     Case one = base, two = base;
-    cpu_run(one.call(), CpuContext{1});
-    cpu_run(two.call(), CpuContext{2, 0.0});  // every op splits, whatever its size
+    cpu_run(one.call(true), CpuContext{1});
+    cpu_run(two.call(true), CpuContext{2, 0.0});  // every op splits, whatever its size
     if (std::string m = check_run(base, one); !m.empty()) err = where + " 1 thread: " + m;
     else if (std::string m2 = check_run(base, two); !m2.empty()) err = where + " 2 threads: " + m2;
     else if (std::string m3 = compare(ref, one, tol); !m3.empty()) err = where + " vs ref: " + m3;
@@ -456,7 +472,7 @@ std::vector<Case> linear_cases() {
         c.name = "linear x=" + shape_str(shape) + " N=" + std::to_string(s.N) + " act=" + acts[static_cast<int>(act)] +
                  (bias ? " bias" : " nobias");
         const float w = 2.0f / std::sqrt(static_cast<float>(s.K));
-        c.in = {f32(r, shape, -1, 1), f32(r, {s.N, s.K}, -w, w), bias ? f32(r, {s.N}) : Buffer(), Buffer()};
+        c.in = {f32(r, shape, -1, 1), f32(r, {s.N, s.K}, -w, w), bias ? f32(r, {s.N}) : Buffer()};
         auto oshape = shape;
         oshape.back() = s.N;
         c.out.push_back(out(DType::f32, oshape));
@@ -477,20 +493,22 @@ std::vector<Case> linear_bf16_cases() {
   return cs;
 }
 
-// W's panels, as a model packs them at load for a backend that wants them.
-Buffer panels_of(const Buffer& W) {
-  Buffer p(W.dtype(), linear_panels_shape(W.shape()[0], W.shape()[1]));
-  pack_linear_panels(W.ref(), p.data());
+// W as the CPU device prepares it at load (Device::prepare_weight: its private panel layout).
+Buffer prepared_linear(const Buffer& W) {
+  auto prep = cpu_device().prepare_weight(W.ref(), WeightUse::linear);
+  REQUIRE(prep);
+  Buffer p(W.dtype(), W.shape(), prep->buffer.bytes(), prep->ref.layout);
+  std::memcpy(p.data(), prep->ref.data, prep->buffer.bytes());
   return p;
 }
 
-// Every f32 and bf16 case with its W_panels input given.
-std::vector<Case> linear_panel_cases() {
+// Every f32 and bf16 case with W in the CPU's prepared layout.
+std::vector<Case> linear_prepared_cases() {
   std::vector<Case> cs = linear_cases();
   for (Case& c : linear_bf16_cases()) cs.push_back(std::move(c));
   for (Case& c : cs) {
-    c.in[3] = panels_of(c.in[1]);
-    c.name += " +panels";
+    c.prepared[static_cast<size_t>(LinearIn::W)] = prepared_linear(c.in[static_cast<size_t>(LinearIn::W)]);
+    c.name += " W prepared";
   }
   return cs;
 }
@@ -537,6 +555,7 @@ Case make_ema(Rng& r, int64_t B, int64_t n, int64_t d, int64_t N, bool bidir, bo
   c.in.push_back(f32(r, {d}));
   c.in.push_back(lengths ? i32({B}, some_lengths(r, B, n)) : Buffer());
   c.in.push_back(stateful ? f32(r, {B, d, N}) : Buffer());
+  c.in.push_back(Buffer());  // state_rows: row b of a B-row state
   c.out.push_back(out(DType::f32, {B, n, d}));
   return c;
 }
@@ -658,7 +677,7 @@ Case make_attention(Rng& r, const AttnSpec& s) {
        << (s.qwk ? " qwk" : " rawkeys") << (s.bidir ? " bidirectional" : " causal") << (s.lengths ? " lengths" : "")
        << (s.stateful ? " stateful pos=" + shape_str(s.pos) : "");
   c.name = name.str();
-  c.in.resize(13);
+  c.in.resize(static_cast<size_t>(VqAttentionIn::count_));
   c.in[0] = f32(r, {s.B, s.n, s.e}, -2, 2);
   c.in[1] = f32(r, {s.B, s.n, s.e}, -2, 2);
   c.in[2] = f32(r, {s.B, s.n, s.h});
@@ -879,23 +898,25 @@ TEST_CASE("linear: bf16 weights, backend == ref (CUDA refuses them: models widen
   if (!testing_cuda()) return run_all(linear_bf16_cases(), 1e-5);
   for (const Case& c : linear_bf16_cases()) CHECK(!cuda_backend().unsupported_reason(c.call()).empty());
 }
-TEST_CASE("linear: W_panels given, backend == ref", "[linear]") {
-  if (testing_cuda()) return;  // models pack panels only for backends that want them (the CPU)
-  run_all(linear_panel_cases(), 1e-5);
+TEST_CASE("linear: W in the CPU device's prepared layout, backend == ref", "[linear]") {
+  if (testing_cuda()) return;  // the CUDA device prepares no layout
+  run_all(linear_prepared_cases(), 1e-5);
 }
-// One chain of FMAs per output whatever the kernel: panels given == packed by the kernel, and each
-// row computed alone (GEMV, decode) == all rows at once (GEMM, prefill), bit for bit.
-TEST_CASE("linear: GEMV == GEMM and given panels == own packing, bit for bit", "[linear]") {
+// One chain of FMAs per output whatever the kernel: prepared W == dense W packed by the kernel,
+// and each row computed alone (GEMV, decode) == all rows at once (GEMM, prefill), bit for bit.
+TEST_CASE("linear: GEMV == GEMM and prepared W == dense W, bit for bit", "[linear]") {
   if (testing_cuda()) return;  // CPU kernels only
   const CpuIsa best = cpu_force_isa(CpuIsa::avx512);
-  for (const Case& c : linear_panel_cases())
+  std::vector<Case> cases = linear_cases();
+  for (Case& c : linear_bf16_cases()) cases.push_back(std::move(c));
+  for (const Case& c : cases)
     for (CpuIsa isa : {CpuIsa::generic, CpuIsa::avx2, CpuIsa::avx512}) {
       if (isa > best) break;
       cpu_force_isa(isa);
       const std::string where = c.name + " cpu[" + cpu_isa_name(isa) + "]";
       Case given = c, own = c;
-      own.in[3] = Buffer();
-      cpu_run(given.call(), CpuContext{2, 0.0});
+      given.prepared[1] = prepared_linear(c.in[1]);
+      cpu_run(given.call(true), CpuContext{2, 0.0});
       cpu_run(own.call(), CpuContext{1});
       if (const std::string err = compare(given, own, -1); !err.empty()) FAIL_CHECK(where << ": " << err);
       const int64_t T = c.in[0].numel() / c.in[0].shape().back(), K = c.in[0].shape().back();
@@ -1055,6 +1076,81 @@ TEST_CASE("ema: stateful split == whole == single steps", "[ema]") {
   }
 }
 
+// The state inputs of a stateful op that lead with the state's rows: ema's state; vq_attention's
+// ring, cache and pos.
+std::vector<size_t> row_state_inputs(OpKind op) {
+  using A = VqAttentionIn;
+  if (op == OpKind::ema) return {static_cast<size_t>(EmaIn::state)};
+  return {static_cast<size_t>(A::ring_codes), static_cast<size_t>(A::ring_values), static_cast<size_t>(A::ring_keys),
+          static_cast<size_t>(A::cache_u),    static_cast<size_t>(A::cache_n),     static_cast<size_t>(A::pos)};
+}
+
+// `c` (B rows, a B-row state) with its state embedded in a state of R rows: batch row b
+// continues state row rows[b]; every other row holds a copy of some row of `c`'s state (valid
+// values) and must come out untouched.
+Case embed_in_rows(const Case& c, const std::vector<int32_t>& rows, int64_t R) {
+  Case e = c;
+  const int64_t B = static_cast<int64_t>(rows.size());
+  for (size_t i : row_state_inputs(c.op)) {
+    const Buffer& small = c.in[i];
+    if (!small.present()) continue;
+    auto shape = small.shape();
+    shape[0] = R;
+    Buffer big(small.dtype(), shape);
+    const size_t row = small.bytes() / static_cast<size_t>(B);
+    for (int64_t k = 0; k < R; ++k)  // idle rows: copies of rows of c, cycled in reverse
+      std::memcpy(static_cast<char*>(big.data()) + k * row, static_cast<char*>(small.data()) + (B - 1 - k % B) * row, row);
+    for (int64_t b = 0; b < B; ++b)
+      std::memcpy(static_cast<char*>(big.data()) + rows[b] * row, static_cast<char*>(small.data()) + b * row, row);
+    e.in[i] = std::move(big);
+  }
+  const size_t rows_slot = c.op == OpKind::ema ? static_cast<size_t>(EmaIn::state_rows)
+                                               : static_cast<size_t>(VqAttentionIn::state_rows);
+  e.in[rows_slot] = i32({B}, rows);
+  e.name += " in rows " + shape_str(std::vector<int64_t>(rows.begin(), rows.end())) + " of " + std::to_string(R);
+  return e;
+}
+
+TEST_CASE("stateful ops: state_rows steps chosen rows of a larger state, the others stay untouched", "[ema][vq_attention]") {
+  Rng r(15);
+  std::vector<Case> cases;
+  for (int W : {0, 3})
+    for (bool qwk : {true, false}) {
+      AttnSpec s{3, 5, 4, 6, 7, W, qwk, false, false, true, {}};
+      s.pos = mixed_positions(r, s.B, W);
+      cases.push_back(make_attention(r, s));
+    }
+  cases.push_back(make_ema(r, 3, 4, 17, 4, false, false, true));
+  cases.push_back(make_ema(r, 3, 1, 33, 16, false, false, true));  // the decode step
+  const std::vector<int32_t> rows = {5, 0, 3};
+  const int64_t R = 7;
+  for (const Case& c : cases) {
+    const Case e = embed_in_rows(c, rows, R);
+    const double tol = c.op == OpKind::ema ? 2e-5 : 1e-5;
+    if (const std::string err = run_case(e, tol); !err.empty()) FAIL_CHECK(e.name << ": " << err);
+    // The rows' outputs and states equal the B-row run bit for bit; idle rows keep their bytes.
+    for (const auto& [kname, kernel] : {std::pair<std::string, Kernel>{"ref", kRef}, {under_test_name(), under_test()}}) {
+      Case small = c, big = e;
+      kernel(small.call());
+      kernel(big.call());
+      if (std::memcmp(small.out[0].data(), big.out[0].data(), small.out[0].bytes()) != 0)
+        FAIL_CHECK(kname << " " << e.name << ": outputs differ from the run in a state of its own rows");
+      for (size_t i : row_state_inputs(c.op)) {
+        if (!c.in[i].present()) continue;
+        const size_t row = c.in[i].bytes() / rows.size();
+        const auto* got = static_cast<const char*>(big.in[i].data());
+        for (size_t b = 0; b < rows.size(); ++b)
+          if (std::memcmp(got + rows[b] * row, static_cast<const char*>(small.in[i].data()) + b * row, row) != 0)
+            FAIL_CHECK(kname << " " << e.name << ": input " << i << " row " << rows[b] << " differs from the small run");
+        for (int64_t k = 0; k < R; ++k)
+          if (std::find(rows.begin(), rows.end(), k) == rows.end() &&
+              std::memcmp(got + k * row, static_cast<const char*>(e.in[i].data()) + k * row, row) != 0)
+            FAIL_CHECK(kname << " " << e.name << ": idle row " << k << " of input " << i << " was written");
+      }
+    }
+  }
+}
+
 // =============================================================================================
 // check_op_call
 // =============================================================================================
@@ -1076,12 +1172,12 @@ TEST_CASE("check_op_call refuses malformed calls and says why", "[op_check]") {
   {
     Case c = lin;
     c.in.pop_back();
-    expect_refusal(c, {"linear", "expected 4 inputs", "found 3"});
+    expect_refusal(c, {"linear", "expected 3 inputs", "found 2"});
   }
   {
-    Case c = lin;
-    c.in[3] = f32(r, {4, 300, 16});
-    expect_refusal(c, {"linear", "input 3 (W_panels)", "expected shape [5, 300, 16]", "found [4, 300, 16]"});
+    Case c = lin;  // only W may be in a backend's private layout
+    c.in[0] = Buffer(DType::f32, lin.in[0].shape(), lin.in[0].bytes(), 1);
+    expect_refusal(c, {"linear", "input 0 (x)", "must be dense row-major", "private layout 1"});
   }
   {
     Case c = lin;
@@ -1123,7 +1219,7 @@ TEST_CASE("check_op_call refuses malformed calls and says why", "[op_check]") {
   {
     Case c = att;
     c.in[2] = f32(r, {2, 5, 5});
-    expect_refusal(c, {"input 8 (ring_values)", "[B, W, h]"});
+    expect_refusal(c, {"input 8 (ring_values)", "[R, W, h]"});
   }
   {
     AttnSpec t{2, 5, 3, 4, 6, 2, true, false, false, false, {}};
@@ -1160,6 +1256,15 @@ TEST_CASE("check_op_call refuses malformed calls and says why", "[op_check]") {
     CHECK(refusal(c).empty());
   }
   {
+    Case c = make_ema(r, 2, 5, 3, 4, false, false, true);
+    c.in[static_cast<size_t>(EmaIn::state)] = f32(r, {4, 3, 4});  // 4 state rows, 2 batch rows, no state_rows
+    expect_refusal(c, {"ema", "input 6 (state)", "4 rows but the call 2", "pass state_rows"});
+    c.in[static_cast<size_t>(EmaIn::state_rows)] = i32({3}, {0, 1, 2});
+    expect_refusal(c, {"ema", "input 7 (state_rows)", "expected shape [2]"});
+    c.in[static_cast<size_t>(EmaIn::state_rows)] = i32({2}, {3, 1});
+    CHECK(refusal(c).empty());
+  }
+  {
     Case c = elementwise_cases()[1];  // mul in place of input 0
     REQUIRE(c.alias == 0);
     CHECK(refusal(c).empty());
@@ -1183,10 +1288,10 @@ TEST_CASE("perf: per-op CPU speed", "[.perf]") {
       auto linear_gflops = [&](const char* label, int64_t T, int64_t K, int64_t N) {
         Case c;
         c.op = OpKind::linear;
-        c.in = {f32(r, {T, K}), f32(r, {N, K}), f32(r, {N}), Buffer()};
-        c.in[3] = panels_of(c.in[1]);
+        c.in = {f32(r, {T, K}), f32(r, {N, K}), f32(r, {N})};
+        c.prepared[1] = prepared_linear(c.in[1]);
         c.out.push_back(out(DType::f32, {T, N}));
-        const OpCall call = c.call();
+        const OpCall call = c.call(true);
         const double t = time_it([&] { cpu_run(call, ctx); });
         line << " " << label << " " << 2.0 * static_cast<double>(T * K * N) / t * 1e-9 << " GFLOP/s;";
       };

@@ -91,6 +91,7 @@ std::vector<BenchRow> bench_one(const BenchOptions& o, int threads) {
     SessionOptions so;
     so.max_batch = 1;
     so.max_chunk = o.chunk;
+    so.threads = threads;
     Session session(model, so);
     State state = session.new_state(1);
     stamp.state_bytes = static_cast<int64_t>(state.bytes_per_sequence());
@@ -152,6 +153,7 @@ std::vector<BenchRow> bench_one(const BenchOptions& o, int threads) {
       SessionOptions so;
       so.max_batch = o.batch;
       so.max_length = len;
+      so.threads = threads;
       Session session(model, so);
       BenchRow r = stamp;
       r.test = "cls" + std::to_string(len) + " b" + std::to_string(o.batch);

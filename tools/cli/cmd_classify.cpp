@@ -122,6 +122,7 @@ int run_classify(const ClassifyOptions& o) {
   SessionOptions so;
   so.max_batch = std::min(o.batch, N);
   so.max_length = longest;
+  so.threads = o.model.threads;
   Session session(model, so);
 
   std::vector<float> logits(static_cast<size_t>(N * C));

@@ -90,6 +90,7 @@ int run_generate(const GenerateOptions& o, const CLI::App& app) {
   SessionOptions so;
   so.max_batch = 1;
   so.max_chunk = o.chunk;
+  so.threads = o.model.threads;
   Session session(model, so);
 
   // What the state has not consumed yet: the cache's pending token, <bos> for a new context,

@@ -55,6 +55,7 @@ int run_info(const InfoOptions& o) {
   so.max_batch = 1;
   so.max_chunk = o.chunk;
   so.max_length = o.length;
+  so.threads = o.model.threads;
   Session session(model, so);
   size_t state_bytes = 0;
   struct Plan { std::string kind; int64_t max_seq; MemoryPlan plan; };
@@ -119,9 +120,9 @@ int run_info(const InfoOptions& o) {
     std::printf("weights       %s bytes as run (%s)%s\n", group_digits(static_cast<int64_t>(model->weight_bytes())).c_str(),
                 as_run.c_str(),
                 ec ? "" : ("; file " + group_digits(static_cast<int64_t>(file_bytes)) + " bytes").c_str());
-    if (model->panel_bytes())
-      std::printf("              + %s bytes: the linear matrices repacked once at load for the %s kernels\n",
-                  group_digits(static_cast<int64_t>(model->panel_bytes())).c_str(),
+    if (model->prepared_bytes())
+      std::printf("              + %s bytes: weights repacked once at load into the %s kernels' own layout\n",
+                  group_digits(static_cast<int64_t>(model->prepared_bytes())).c_str(),
                   backend_kind_name(model->options().backend));
     if (lm) {
       std::printf("state         %s bytes per sequence, whatever the context length\n",

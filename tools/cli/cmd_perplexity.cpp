@@ -70,6 +70,7 @@ int run_perplexity(const PerplexityOptions& o, const CLI::App& app) {
   SessionOptions so;
   so.max_batch = 1;
   so.max_chunk = o.chunk;
+  so.threads = o.model.threads;
   Session session(model, so);
   State state = session.new_state(1);
   const int64_t V = cfg.vocab_size;

@@ -1,5 +1,7 @@
 #include "tools/cli/common.h"
 
+#include "engine/backends/backend_cpu.h"
+
 #include <unistd.h>
 
 #include <cerrno>
@@ -70,13 +72,10 @@ std::shared_ptr<const Model> load_model(const ModelFlags& flags) {
                     : flags.backend == "cpu" ? BackendKind::cpu
                                              : default_backend_kind();
   options.load_mode = flags.no_mmap ? LoadMode::read : LoadMode::mmap;
-  options.threads = flags.threads;
   return Model::load(dir, options);
 }
 
-int effective_threads(int threads) {
-  return threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-}
+int effective_threads(int threads) { return threads > 0 ? threads : default_cpu_threads(); }
 
 bool is_terminal(int fd) { return isatty(fd) == 1; }
 

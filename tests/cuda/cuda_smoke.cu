@@ -1,4 +1,4 @@
-#include "kernels/cuda/cuda_smoke.h"
+#include "tests/cuda/cuda_smoke.h"
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
