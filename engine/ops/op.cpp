@@ -1,5 +1,6 @@
 #include "engine/ops/op.h"
 
+#include <cstdio>
 #include <stdexcept>
 
 namespace longvq {
@@ -60,6 +61,18 @@ const OpDesc& op_desc(OpKind op) {
   static_assert(in_order(), "kOps must list the ops in OpKind order");
   if (static_cast<size_t>(op) >= static_cast<size_t>(OpKind::count_)) throw std::invalid_argument("unknown op kind");
   return kOps[static_cast<size_t>(op)];
+}
+
+std::string describe_op(OpKind op, const OpParams& params) {
+  std::string s = std::string(op_name(op)) + "(";
+  bool first = true;
+  params.visit(op_desc(op).params, [&](const char* name, double value) {
+    char v[32];
+    std::snprintf(v, sizeof v, "%g", value);
+    s += (first ? "" : ", ") + std::string(name) + "=" + v;
+    first = false;
+  });
+  return s + ")";
 }
 
 int64_t TensorRef::numel() const {

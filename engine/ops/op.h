@@ -136,23 +136,23 @@ struct OpParams {
   int window = 0;                              // vq_attention: W
   bool quantize_window_keys = true;            // vq_attention
 
-  // Calls f(ParamField, const void* bytes, size_t size) for each field in `mask`: the one list of
-  // the fields, used for keys (CUDA graph signatures) and dumps. A new field goes here too.
+  // Calls f(name, value) for each field in `mask` (every field's value is exact as a double):
+  // the one list of the fields, for dumps, messages and keys. A new field goes here too.
   template <class F>
   void visit(uint32_t mask, F&& f) const {
-    auto one = [&](ParamField bit, const auto& v) {
-      if (mask & bit) f(bit, static_cast<const void*>(&v), sizeof v);
+    auto one = [&](ParamField bit, const char* name, auto v) {
+      if (mask & bit) f(name, static_cast<double>(v));
     };
-    one(kParamScale, scale);
-    one(kParamActivation, activation);
-    one(kParamNorm, norm);
-    one(kParamAffine, affine);
-    one(kParamEps, eps);
-    one(kParamBidirectional, bidirectional);
-    one(kParamStateful, stateful);
-    one(kParamHasLengths, has_lengths);
-    one(kParamWindow, window);
-    one(kParamQuantizeWindowKeys, quantize_window_keys);
+    one(kParamScale, "scale", scale);
+    one(kParamActivation, "activation", static_cast<int>(activation));
+    one(kParamNorm, "norm", static_cast<int>(norm));
+    one(kParamAffine, "affine", affine);
+    one(kParamEps, "eps", eps);
+    one(kParamBidirectional, "bidirectional", bidirectional);
+    one(kParamStateful, "stateful", stateful);
+    one(kParamHasLengths, "has_lengths", has_lengths);
+    one(kParamWindow, "window", window);
+    one(kParamQuantizeWindowKeys, "quantize_window_keys", quantize_window_keys);
   }
 };
 // A field added to OpParams must be added to visit() (and to ParamField): this fails until then.
@@ -170,6 +170,9 @@ struct OpDesc {
 };
 const OpDesc& op_desc(OpKind);
 inline const char* op_name(OpKind op) { return op_desc(op).name; }
+// "vq_attention(bidirectional=0, stateful=1, has_lengths=0, window=32, quantize_window_keys=1)":
+// the op with the params its descriptor says it reads.
+std::string describe_op(OpKind op, const OpParams& params);
 // True when output 0 may share memory with input `in` (the planner uses it).
 inline bool op_allows_in_place(OpKind op, int in) { return (op_desc(op).in_place >> in) & 1u; }
 

@@ -34,7 +34,7 @@ Executor::Executor(const Model& model, Backend& backend, Graph graph)
     try {
       check_op_call(call);
     } catch (const std::invalid_argument& err) {
-      throw std::logic_error("graph node '" + node.ref + "': " + err.what());
+      throw std::logic_error("graph node " + describe_op(node.op, node.params) + " '" + node.ref + "': " + err.what());
     }
     if (std::string why = backend_.unsupported_reason(call); !why.empty())
       throw std::runtime_error("the " + backend_.name() + " backend cannot run this model: " + why);

@@ -1264,6 +1264,15 @@ TEST_CASE("check_op_call refuses malformed calls and says why", "[op_check]") {
     c.in[static_cast<size_t>(EmaIn::state_rows)] = i32({2}, {3, 1});
     CHECK(refusal(c).empty());
   }
+  {  // descriptors name the params an op reads, and only those
+    OpParams p;
+    p.activation = Activation::silu;
+    p.window = 7;
+    CHECK(describe_op(OpKind::linear, p) == "linear(activation=1)");
+    CHECK(describe_op(OpKind::add, p) == "add()");
+    CHECK(describe_op(OpKind::vq_attention, p) ==
+          "vq_attention(bidirectional=0, stateful=0, has_lengths=0, window=7, quantize_window_keys=1)");
+  }
   {
     Case c = elementwise_cases()[1];  // mul in place of input 0
     REQUIRE(c.alias == 0);
