@@ -34,6 +34,7 @@ class State {
   State(const Model& model, Backend& backend, int64_t rows);
 
   const Model& model() const { return *model_; }
+  Backend& backend() const { return *backend_; }  // whose memory holds it
   int64_t rows() const { return rows_; }
   int64_t batch() const { return rows_; }  // the same: one sequence per row
   // Unique per State made in this process (kept when moved): what a graph's bound calls are for.

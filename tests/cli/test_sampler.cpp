@@ -6,9 +6,9 @@
 #include <map>
 #include <vector>
 
-#include "tools/cli/sampler.h"
+#include "engine/serving/sampler.h"
 
-using namespace longvq::cli;
+using namespace longvq;
 
 namespace {
 

@@ -15,7 +15,7 @@
 #include "tools/cli/commands.h"
 #include "tools/cli/common.h"
 #include "tools/cli/prompt_cache.h"
-#include "tools/cli/sampler.h"
+#include "engine/serving/sampler.h"
 #include "tools/cli/stats.h"
 
 namespace longvq::cli {

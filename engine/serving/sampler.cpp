@@ -1,10 +1,10 @@
-#include "tools/cli/sampler.h"
+#include "engine/serving/sampler.h"
 
 #include <algorithm>
 #include <cmath>
 #include <unordered_set>
 
-namespace longvq::cli {
+namespace longvq {
 
 double uniform01(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
 
@@ -96,4 +96,4 @@ int32_t Sampler::sample(std::span<const float> logits) {
   return dist.back().id;  // u within rounding of 1
 }
 
-}  // namespace longvq::cli
+}  // namespace longvq

@@ -1,4 +1,4 @@
-// Next-token sampling for `longvq generate`, in the order llama.cpp applies its samplers:
+// Next-token sampling (the CLI, the server and the binding share it), in llama.cpp's order:
 //
 //   repetition penalty over the last N tokens  → greedy argmax when temperature is 0, else
 //   top-k → top-p → min-p (on the temperature-1 distribution) → temperature → one draw.
@@ -14,7 +14,7 @@
 #include <span>
 #include <vector>
 
-namespace longvq::cli {
+namespace longvq {
 
 struct SamplerParams {
   double temperature = 0.8;     // 0 = greedy
@@ -60,4 +60,4 @@ class Sampler {
   std::deque<int32_t> recent_;
 };
 
-}  // namespace longvq::cli
+}  // namespace longvq
