@@ -21,5 +21,6 @@ Command add_classify(CLI::App& root);
 Command add_perplexity(CLI::App& root);
 Command add_bench(CLI::App& root);
 Command add_info(CLI::App& root);
+Command add_serve(CLI::App& root);
 
 }  // namespace longvq::cli

@@ -4,6 +4,7 @@
 //
 // Exit codes: 0 ok; 1 runtime failure (unreadable or corrupt model, bad input file, ...);
 // 2 bad usage (unknown flag, invalid or conflicting values, missing input).
+#include <algorithm>
 #include <csignal>
 #include <new>
 #include <cstdio>
@@ -88,9 +89,14 @@ int main(int argc, char** argv) {
       "Run 'longvq COMMAND --help' for a command's flags.");
 
   std::vector<Command> commands = {add_generate(app), add_classify(app), add_perplexity(app), add_bench(app),
-                                   add_info(app)};
+                                   add_info(app), add_serve(app)};
+  // llama-server's -np (CLI11 takes one-letter short flags only).
+  std::vector<std::string> args(argv + 1, argv + argc);
+  for (std::string& a : args)
+    if (a == "-np") a = "--parallel";
+  std::reverse(args.begin(), args.end());  // CLI11 takes them last first
   try {
-    app.parse(argc, argv);
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? kExitOk : kExitUsage;
