@@ -47,7 +47,7 @@ case "$mode" in
     seconds="${1:-60}"
     seed="${2:-0}"  # libFuzzer: 0 = random
     configure build-asan address,undefined -DLONGVQ_FUZZ=ON
-    targets=(safetensors config state inputs text)
+    targets=(safetensors config state inputs text request)
     cmake --build build-asan -j "$jobs" --target "${targets[@]/#/fuzz_}"
     export ASAN_OPTIONS=halt_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
     for t in "${targets[@]}"; do

@@ -1,7 +1,10 @@
 #include "tools/server/server.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <chrono>
@@ -75,6 +78,25 @@ std::string counter(const char* name, const char* help, double v) {
   return std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n" + name + " " + line + "\n";
 }
 
+// Debian's cpp-httplib is compiled with a listen backlog of 5, so a burst of new connections
+// overflows it and clients see resets. Listening again on the same socket raises the backlog
+// (Linux); the library keeps no way to reach its socket, so find it: the listening socket bound
+// to our port.
+void raise_listen_backlog(int port) {
+  for (int fd = 0; fd < 1024; ++fd) {
+    int listening = 0;
+    socklen_t len = sizeof listening;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
+    sockaddr_storage addr{};
+    socklen_t alen = sizeof addr;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen) != 0) continue;
+    const int bound = addr.ss_family == AF_INET ? ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port)
+                      : addr.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port)
+                                                   : -1;
+    if (bound == port) ::listen(fd, SOMAXCONN);
+  }
+}
+
 class Server {
  public:
   Server(std::shared_ptr<const Model> model, const ServerOptions& o) : o_(o), model_(std::move(model)) {
@@ -107,6 +129,7 @@ class Server {
     if (port < 0)
       throw std::runtime_error("cannot listen on " + o_.host + ":" + std::to_string(o_.port) +
                                " (in use, or not an address of this machine); pick another with --port/--host");
+    raise_listen_backlog(port);
     std::fprintf(stderr, "longvq serve: %s (%s) on %s, %lld slots; listening on http://%s:%d\n", name_.c_str(),
                  model_->config().task == ModelConfig::Task::lm ? "lm" : "classifier",
                  backend_kind_name(model_->options().backend), static_cast<long long>(o_.parallel), o_.host.c_str(), port);
