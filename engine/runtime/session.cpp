@@ -47,6 +47,7 @@ std::span<const float> Session::prefill(State& state, std::span<const int32_t> t
   const int64_t n = static_cast<int64_t>(tokens.size()) / batch;
   const int64_t V = model_->config().vocab_size;
   check_tokens(tokens);
+  state.check_advance(n);  // before any chunk runs: a run that would overflow a position changes nothing
   Executor& ex = executor(GraphKind::prefill);
   logits_.assign(static_cast<size_t>(batch * n * V), 0.0f);
   std::vector<int32_t> chunk;
@@ -75,6 +76,7 @@ std::span<const float> Session::decode(State& state, std::span<const int32_t> to
                                 std::to_string(tokens.size()) + " given");
   check_batch(batch);
   check_tokens(tokens);
+  state.check_advance(1);
   Executor& ex = executor(GraphKind::decode);
   ex.set_input("tokens", tokens.data(), batch, 1);
   ex.run(batch, 1, &state);

@@ -18,7 +18,16 @@
 namespace longvq {
 
 inline constexpr const char* kStateFormat = "longvq-state";
-inline constexpr int kStateVersion = 1;
+// Version 2 adds the CRC-32 of the data area (metadata "data_crc32"); version 1 files, which have
+// none, still load, with a warning (docs/file-formats.md §3).
+inline constexpr int kStateVersion = 2;
+inline constexpr const char* kStateChecksumKey = "data_crc32";
+
+// The longest context a state holds: positions (tokens consumed per sequence) stay in
+// 0..kMaxStatePosition. A code's count (int32 in cache_n) can grow as large as the position,
+// so this bound is what keeps every count, and every position sum in the kernels, from
+// overflowing. Loading a state beyond it, or a run that would pass it, is a StateError.
+inline constexpr int64_t kMaxStatePosition = INT32_MAX;
 
 class StateError : public std::runtime_error {
  public:
@@ -38,13 +47,19 @@ class State {
   size_t bytes_per_sequence() const { return bytes_ / static_cast<size_t>(batch_); }
 
   void reset();                    // every sequence back to the empty context
-  void advance(int64_t tokens);    // after a run consumed `tokens` per sequence
+  // StateError when `tokens` more per sequence would pass kMaxStatePosition (before a run).
+  void check_advance(int64_t tokens) const;
+  void advance(int64_t tokens);    // after a run consumed `tokens` per sequence (checked as above)
 
-  // The file format of docs/file-formats.md §3 (readable by the Python reference).
-  // Written to PATH.tmp, then renamed: a failed write (disk full) leaves no partial file.
+  // The file format of docs/file-formats.md §3 (readable by the Python reference), with the
+  // CRC-32 of its data. Written whole or not at all (loaders/atomic_file.h: WriteError).
   // `extra_metadata` goes into the file's metadata beside the format entries (callers' notes).
   void save(const std::filesystem::path& path, const std::map<std::string, std::string>& extra_metadata = {}) const;
-  static State load(const std::filesystem::path& path, const Model& model, Backend& backend);
+  // StateError for another format, version or model, a checksum mismatch, a missing or
+  // misshapen tensor, or a value out of range. A file that loads but deserves a word (a
+  // version 1 file: no checksum) sets *warning, when given, to that word; nothing is printed.
+  static State load(const std::filesystem::path& path, const Model& model, Backend& backend,
+                    std::string* warning = nullptr);
 
   State(State&&) noexcept = default;
   State& operator=(State&&) noexcept = default;

@@ -219,7 +219,7 @@ TEST_CASE("load_config: missing file, bad JSON, huge numbers", "[config]") {
   CHECK(catch_load_error([&] { (void)load_config(tmp / "config.json"); }).kind() == K::bad_json);
   write_file(tmp / "config.json", std::string(5000, '[') + std::string(5000, ']'));
   CHECK(catch_load_error([&] { (void)load_config(tmp / "config.json"); }).kind() == K::bad_json);
-  write_file(tmp / "config.json", "{\"n_layers\": 3, \"oops\": 1}");
+  write_file(tmp / "config.json", "{\"format_version\": 1, \"n_layers\": 3, \"oops\": 1}");
   const LoadError unk = catch_load_error([&] { (void)load_config(tmp / "config.json"); });
   CHECK(unk.kind() == K::bad_config);
   CHECK(contains(unk.what(), "unknown config field(s) ['oops']"));

@@ -19,6 +19,7 @@
 #include "tools/cli/bench_report.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/common.h"
+#include "tools/cli/flag_checks.h"
 #include "tools/cli/stats.h"
 #include "tools/cli/system_info.h"
 
@@ -88,6 +89,7 @@ std::vector<BenchRow> bench_one(const BenchOptions& o, int threads) {
   std::string plans;
 
   if (cfg.task == ModelConfig::Task::lm) {
+    check_activation_memory(cfg, 1, o.chunk, "--chunk " + group_digits(o.chunk));
     SessionOptions so;
     so.max_batch = 1;
     so.max_chunk = o.chunk;
@@ -112,6 +114,12 @@ std::vector<BenchRow> bench_one(const BenchOptions& o, int threads) {
       });
       rows.push_back(std::move(r));
     }
+    // A state holds at most kMaxStatePosition tokens: refused before filling it for minutes.
+    for (int64_t d : o.depth)
+      for (int64_t n : o.n_gen)
+        if (d + n > kMaxStatePosition)
+          throw UsageError("-d " + group_digits(d) + " with -n " + group_digits(n) + " passes the longest context a "
+                           "state holds (" + group_digits(kMaxStatePosition) + " tokens): lower -d or -n");
     const std::filesystem::path tmp = std::filesystem::temp_directory_path() /
                                       ("longvq-bench-" + std::to_string(getpid()) + ".state");
     for (int64_t d : o.depth) {
@@ -149,6 +157,7 @@ std::vector<BenchRow> bench_one(const BenchOptions& o, int threads) {
   } else {
     const bool real = cfg.embedding.kind == EmbeddingConfig::Kind::real;
     for (int64_t len : o.classify_lengths) {
+      check_activation_memory(cfg, o.batch, len, "--classify-lengths " + group_digits(len) + " with -b " + group_digits(o.batch));
       SessionOptions so;
       so.max_batch = o.batch;
       so.max_length = len;
@@ -187,18 +196,6 @@ std::vector<BenchRow> bench_one(const BenchOptions& o, int threads) {
 
 int run_bench(BenchOptions o) {
   if (o.threads.empty()) o.threads = {0};
-  for (int t : o.threads)
-    if (t < 0) throw UsageError("-t: thread counts must be >= 0 (0 = all cores)");
-  auto positive = [](const std::vector<int64_t>& v, const char* flag, bool zero_ok) {
-    for (int64_t x : v)
-      if (x < 0 || (!zero_ok && x == 0))
-        throw UsageError(std::string(flag) + ": sizes must be " + (zero_ok ? ">= 0" : ">= 1") + ", got " +
-                         std::to_string(x));
-  };
-  positive(o.n_prompt, "-p", false);
-  positive(o.n_gen, "-n", false);
-  positive(o.depth, "-d", true);
-  positive(o.classify_lengths, "--classify-lengths", false);
   std::vector<BenchRow> rows;
   for (int t : o.threads) {
     std::vector<BenchRow> r = bench_one(o, t);
@@ -228,25 +225,26 @@ Command add_bench(CLI::App& root) {
   // bench takes a list of thread counts instead of the common single -t.
   app->remove_option(app->get_option("--threads"));
   app->add_option("-t,--threads", o->threads, "Thread counts to run, e.g. 1,2; 0 = all cores (default)")
-      ->delimiter(',')->type_name("LIST");
+      ->delimiter(',')->type_name("LIST")->check(integer_in(0, kMaxThreads));
   app->add_option("-p,--n-prompt", o->n_prompt, "Prefill sizes (LMs)")
-      ->capture_default_str()->delimiter(',')->type_name("LIST");
-  app->add_option("-n,--n-gen", o->n_gen, "Decode lengths (LMs)")->capture_default_str()->delimiter(',')->type_name("LIST");
+      ->capture_default_str()->delimiter(',')->type_name("LIST")->check(integer_in(1, kMaxSize));
+  app->add_option("-n,--n-gen", o->n_gen, "Decode lengths (LMs)")
+      ->capture_default_str()->delimiter(',')->type_name("LIST")->check(integer_in(1, kMaxSize));
   app->add_option("-d,--depth", o->depth, "Context depths for decode (LMs); 65536 works too, it only takes longer "
                                           "to fill the state once")
-      ->capture_default_str()->delimiter(',')->type_name("LIST");
+      ->capture_default_str()->delimiter(',')->type_name("LIST")->check(integer_in(0, kMaxSize));
   app->add_option("--classify-lengths", o->classify_lengths, "Sequence lengths for classifiers")
-      ->capture_default_str()->delimiter(',')->type_name("LIST");
+      ->capture_default_str()->delimiter(',')->type_name("LIST")->check(integer_in(1, kMaxSize));
   app->add_option("-b,--batch", o->batch, "Sequences per batch for classifiers")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(integer_in(1, kMaxSize));
   app->add_option("-r,--repetitions", o->repetitions, "Timed repetitions per test")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(integer_in(1, 1'000'000));
   app->add_option("--warmup", o->warmup, "Untimed runs before the repetitions")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(integer_in(0, 1'000'000));
   app->add_option("-o,--output", o->output, "Output format: md, csv or json")
       ->capture_default_str()->check(CLI::IsMember({"md", "csv", "json"}));
   app->add_option("--chunk", o->chunk, "Prompt tokens per prefill graph run")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(integer_in(1, kMaxSize));
   app->footer(
       "Examples:\n"
       "  longvq bench                                   # default model: pp512, tg128 at depths 0 and 4096\n"
