@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -76,6 +77,31 @@ inline Result run(const std::string& args, const std::string& stdin_file = "/dev
   UNSCOPED_INFO("$ longvq " << args << "\nexit " << r.code << "\nstdout: " << r.out.substr(0, 2000)
                             << "\nstderr: " << r.err.substr(0, 2000));
   return r;
+}
+
+// Runs a shell command line in which "$LONGVQ" is the binary, for what run() cannot say: closed
+// or redirected streams, limits, several processes. stdout and stderr are captured unless the
+// line redirects them itself.
+inline Result shell(const std::string& line) {
+  TempDir t;
+  const std::string cmd = "LONGVQ=" + q(kBin) + " sh -c " + q(line) + " < /dev/null > " + q(t / "out") + " 2> " +
+                          q(t / "err");
+  const int status = std::system(cmd.c_str());
+  Result r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = slurp(t / "out");
+  r.err = slurp(t / "err");
+  UNSCOPED_INFO("$ " << line << "\nexit " << r.code << "\nstdout: " << r.out.substr(0, 2000)
+                     << "\nstderr: " << r.err.substr(0, 2000));
+  return r;
+}
+
+// The names in a directory (to see that nothing, e.g. a temporary file, was left behind).
+inline std::vector<std::string> names_in(const fs::path& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 inline std::vector<nlohmann::json> jsonl(const std::string& text) {

@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <numeric>
 #include <optional>
@@ -87,7 +89,11 @@ Dataset read_inputs(const ClassifyOptions& o, const InputReader& reader) {
     }
     if (o.no_labels) labels.reset();
     if (labels) std::fprintf(stderr, "labels: %s\n", labels->string().c_str());
-    return reader.read_idx(images, labels, options);
+    Dataset ds = reader.read_idx(images, labels, options);
+    // The model does not record the image size it was trained on: show the file's (--pixels checks it).
+    std::fprintf(stderr, "images: %s of %lld × %lld pixels\n", group_digits(static_cast<int64_t>(ds.examples.size())).c_str(),
+                 static_cast<long long>(ds.rows), static_cast<long long>(ds.cols));
+    return ds;
   }
   const std::string path = have_input ? o.input : "-";
   std::istringstream in(read_input(path, o.max_input_bytes));
@@ -182,7 +188,8 @@ int run_classify(const ClassifyOptions& o) {
   auto flush = [&](bool last) {
     if (!last && out.size() < (1u << 20)) return;
     if (file) file->write(out);
-    else std::fwrite(out.data(), 1, out.size(), stdout);
+    else if (std::fwrite(out.data(), 1, out.size(), stdout) != out.size())
+      throw std::runtime_error("could not write the output (stdout: " + std::string(std::strerror(errno)) + ")");
     out.clear();
   };
   std::vector<int64_t> confusion(static_cast<size_t>(C * C), 0);

@@ -308,6 +308,8 @@ Dataset InputReader::read_idx(const std::filesystem::path& images, const std::op
   const uint64_t count = options.limit < 0 ? n : std::min<uint64_t>(n, static_cast<uint64_t>(options.limit));
   Dataset ds;
   ds.has_labels = labels.has_value() && count > 0;
+  ds.rows = static_cast<int64_t>(rows);
+  ds.cols = static_cast<int64_t>(cols);
   ds.examples.resize(count);
   for (uint64_t i = 0; i < count; ++i) {
     Example& e = ds.examples[i];

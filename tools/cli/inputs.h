@@ -37,6 +37,7 @@ struct Example {
 struct Dataset {
   std::vector<Example> examples;
   bool has_labels = false;  // every example has a label
+  int64_t rows = 0, cols = 0;  // IDX: each image's size
 };
 
 enum class InputFormat { jsonl, tsv, idx };

@@ -72,11 +72,11 @@ bool unknown_command(int argc, char** argv, const std::vector<Command>& commands
 // Every byte a command printed must have reached stdout: a full disk, /dev/full or a closed
 // stdout is a failure (exit 1), not a silent success.
 int checked_output(int code) {
-  std::cout.flush();
   errno = 0;
-  const bool flushed = std::fflush(stdout) == 0;
-  if (flushed && std::cout && !std::ferror(stdout)) return code;
+  const bool flushed = std::fflush(stdout) == 0;  // std::cout shares stdout's buffer (synced)
   const int err = errno;
+  std::cout.flush();
+  if (flushed && std::cout && !std::ferror(stdout)) return code;
   std::fprintf(stderr, "error: could not write the output (stdout%s)\n",
                err ? (": " + std::string(std::strerror(err))).c_str() : "");
   return kExitFailure;
@@ -142,8 +142,8 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int code = app.exit(e);
-    return code == 0 ? kExitOk : kExitUsage;
+    const int code = app.exit(e);  // --help and --version print to stdout: checked like any output
+    return code == 0 ? checked_output(kExitOk) : kExitUsage;
   }
   for (Command& c : commands) {
     if (!c.app->parsed()) continue;
