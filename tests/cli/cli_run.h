@@ -64,36 +64,31 @@ struct Result {
   std::string out, err;
 };
 
-// Runs `longvq ARGS` (a shell fragment) with stdin from `stdin_file` (default /dev/null).
-inline Result run(const std::string& args, const std::string& stdin_file = "/dev/null", const std::string& env = "") {
+// Runs a shell command line with stdin from `stdin_file` and stdout and stderr captured (unless
+// the line redirects them itself); `shown` is how the test log names it.
+inline Result run_captured(const std::string& command, const std::string& stdin_file, const std::string& shown) {
   TempDir t;
-  const std::string cmd = env + " " + q(kBin) + " " + args + " < " + q(stdin_file) + " > " + q(t / "out") + " 2> " +
-                          q(t / "err");
+  const std::string cmd = command + " < " + q(stdin_file) + " > " + q(t / "out") + " 2> " + q(t / "err");
   const int status = std::system(cmd.c_str());
   Result r;
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   r.out = slurp(t / "out");
   r.err = slurp(t / "err");
-  UNSCOPED_INFO("$ longvq " << args << "\nexit " << r.code << "\nstdout: " << r.out.substr(0, 2000)
-                            << "\nstderr: " << r.err.substr(0, 2000));
+  UNSCOPED_INFO("$ " << shown << "\nexit " << r.code << "\nstdout: " << r.out.substr(0, 2000)
+                     << "\nstderr: " << r.err.substr(0, 2000));
   return r;
 }
 
+// Runs `longvq ARGS` (a shell fragment) with stdin from `stdin_file` (default /dev/null); `env`
+// goes before the binary (variables, or a command such as `timeout 20`).
+inline Result run(const std::string& args, const std::string& stdin_file = "/dev/null", const std::string& env = "") {
+  return run_captured(env + " " + q(kBin) + " " + args, stdin_file, "longvq " + args);
+}
+
 // Runs a shell command line in which "$LONGVQ" is the binary, for what run() cannot say: closed
-// or redirected streams, limits, several processes. stdout and stderr are captured unless the
-// line redirects them itself.
+// or redirected streams, limits, several processes.
 inline Result shell(const std::string& line) {
-  TempDir t;
-  const std::string cmd = "LONGVQ=" + q(kBin) + " sh -c " + q(line) + " < /dev/null > " + q(t / "out") + " 2> " +
-                          q(t / "err");
-  const int status = std::system(cmd.c_str());
-  Result r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = slurp(t / "out");
-  r.err = slurp(t / "err");
-  UNSCOPED_INFO("$ " << line << "\nexit " << r.code << "\nstdout: " << r.out.substr(0, 2000)
-                     << "\nstderr: " << r.err.substr(0, 2000));
-  return r;
+  return run_captured("LONGVQ=" + q(kBin) + " sh -c " + q(line), "/dev/null", line);
 }
 
 // The names in a directory (to see that nothing, e.g. a temporary file, was left behind).

@@ -402,6 +402,5 @@ TEST_CASE("limits: a full disk while writing --state-out leaves no file behind (
                  "trap '' XFSZ; ulimit -f 2;");
   CHECK(r.code == 1);
   CHECK_THAT(r.err, Contains("ctx.state") && Contains("nothing was written"));
-  CHECK(!fs::exists(t / "ctx.state"));
-  CHECK(!fs::exists(t / "ctx.state.tmp"));
+  CHECK(names_in(t.path).empty());  // neither the file nor a temporary
 }

@@ -3,7 +3,10 @@
 // timed; the state has a fixed size, so the cost per token must not grow with d). For
 // classifiers: sequences per second at each length. Warmup runs, repetitions, mean ± stddev,
 // raw samples, markdown / CSV / JSON.
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -64,6 +67,23 @@ void measure(BenchRow& row, const BenchOptions& o, F fn) {
   }
 }
 
+// A directory of our own for the state copies (mkdtemp: in a shared /tmp, nobody else can plant
+// a symbolic link where we write), removed with its contents however the bench ends.
+struct PrivateTempDir {
+  std::filesystem::path path;
+  PrivateTempDir() {
+    std::string name = (std::filesystem::temp_directory_path() / "longvq-bench-XXXXXX").string();
+    if (!::mkdtemp(name.data()))
+      throw std::runtime_error(name + ": cannot create a temporary directory (" + std::strerror(errno) +
+                               "); set TMPDIR to a writable directory");
+    path = name;
+  }
+  ~PrivateTempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
 void note(const std::string& s) {
   if (isatty(STDERR_FILENO)) std::fprintf(stderr, "%s\n", s.c_str());
 }
@@ -120,8 +140,8 @@ std::vector<BenchRow> bench_one(const BenchOptions& o, int threads) {
         if (d + n > kMaxStatePosition)
           throw UsageError("-d " + group_digits(d) + " with -n " + group_digits(n) + " passes the longest context a "
                            "state holds (" + group_digits(kMaxStatePosition) + " tokens): lower -d or -n");
-    const std::filesystem::path tmp = std::filesystem::temp_directory_path() /
-                                      ("longvq-bench-" + std::to_string(getpid()) + ".state");
+    const PrivateTempDir scratch;
+    const std::filesystem::path tmp = scratch.path / "depth.state";
     for (int64_t d : o.depth) {
       // Fill the state to depth d once (O(d)); every repetition restarts from a copy of it
       // (a state file: the state's size does not depend on d).
@@ -151,8 +171,6 @@ std::vector<BenchRow> bench_one(const BenchOptions& o, int threads) {
         rows.push_back(std::move(r));
       }
     }
-    std::error_code ec;
-    std::filesystem::remove(tmp, ec);
     plans = session.describe_plans();
   } else {
     const bool real = cfg.embedding.kind == EmbeddingConfig::Kind::real;

@@ -96,7 +96,7 @@ Dataset read_inputs(const ClassifyOptions& o, const InputReader& reader) {
     return ds;
   }
   const std::string path = have_input ? o.input : "-";
-  std::istringstream in(read_input(path, o.max_input_bytes));
+  std::istringstream in(read_input(path, o.max_input_bytes));  // the input whole: capped, then parsed
   return fmt == InputFormat::tsv ? reader.read_tsv(in, input_name(path), options)
                                  : reader.read_jsonl(in, input_name(path), options);
 }
@@ -259,7 +259,7 @@ Command add_classify(CLI::App& root) {
   app->description(app->get_description() + ".\n\n" +
       "Classify sequences with a classifier model. Inputs (by extension, or --format):\n"
       "  .jsonl   one object per line: {\"tokens\": [ids]}, {\"text\": \"...\"} (the model's tokenizer) or\n"
-      "           {\"pixels\": [0..255, ...]}, with an optional \"label\"\n"
+      "           {\"pixels\": [0..255, ...]}, with an optional \"label\" and \"id\"\n"
       "  .tsv     ListOps: header 'Source<TAB>Target', then tokens, a tab and the label\n"
       "  IDX      Fashion-MNIST: --images FILE [--labels FILE], or an *-images-idx3-ubyte path (its\n"
       "           *-labels-idx1-ubyte beside it is found by name)\n"

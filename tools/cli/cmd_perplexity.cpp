@@ -60,6 +60,9 @@ int run_perplexity(const PerplexityOptions& o, const CLI::App& app) {
     throw std::runtime_error(model->dir().string() + " has no <bos> token; the text is scored after <bos>, as the "
                              "model was trained");
   if (text.empty()) throw std::runtime_error(name + ": the text is empty; nothing to score");
+  if (static_cast<int64_t>(text.size()) > kMaxStatePosition)  // refused now, not hours into the run
+    throw UsageError(name + ": " + group_digits(static_cast<int64_t>(text.size())) + " bytes, more than the longest "
+                     "context a state holds (" + group_digits(kMaxStatePosition) + " tokens): split the text");
   check_activation_memory(cfg, 1, o.chunk, "--chunk " + group_digits(o.chunk));
   Tokenizer tok(cfg.tokenizer);
   const int32_t bos = tok.special_id("<bos>");
