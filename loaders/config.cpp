@@ -1,14 +1,16 @@
 #include "loaders/config.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
-#include <fstream>
-#include <iterator>
+#include <cstring>
+#include <map>
 #include <limits>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "loaders/file_io.h"
 #include "loaders/json_util.h"
 #include "loaders/load_error.h"
 
@@ -131,6 +133,17 @@ class Section {
   std::string prefix_;
   const std::string& where_;
 };
+
+// Every field config.json may hold (sorted, as Python lists them), top level and per section.
+const std::vector<std::string> kKnownTop = {
+    "attention", "bidirectional", "classifier", "d_model", "ema_ndim", "embedding", "ffn_dim",
+    "final_norm_affine", "format_version", "hidden_dim", "n_layers", "norm", "norm_eps", "prenorm",
+    "task", "tie_embeddings", "tokenizer", "vocab_size", "z_dim"};
+const std::map<std::string, std::vector<std::string>> kKnownSections = {
+    {"attention", {"codebook_size", "quantize_window_keys", "window"}},
+    {"embedding", {"kind", "scale"}},
+    {"classifier", {"activation", "hidden", "num_classes", "pooling"}},
+    {"tokenizer", {"kind", "mean", "specials", "std", "tokens", "unk"}}};
 
 // Refuses keys outside `known` (sorted): Python's unknown-field check.
 void check_keys(const json& obj, const std::vector<std::string>& known, const std::string& where,
@@ -298,11 +311,7 @@ ModelConfig parse_config(const nlohmann::json& raw, const std::string& where) {
   top.read_int("format_version", c.format_version);
   if (c.format_version != kConfigFormatVersion) validate_impl(c, rv, where);  // throws unknown_version
 
-  static const std::vector<std::string> known_top = {
-      "attention", "bidirectional", "classifier", "d_model", "ema_ndim", "embedding", "ffn_dim",
-      "final_norm_affine", "format_version", "hidden_dim", "n_layers", "norm", "norm_eps", "prenorm",
-      "task", "tie_embeddings", "tokenizer", "vocab_size", "z_dim"};
-  check_keys(raw, known_top, where, nullptr);
+  check_keys(raw, kKnownTop, where, nullptr);
 
   top.read_int("vocab_size", c.vocab_size);
   top.read_int("d_model", c.d_model);
@@ -323,7 +332,7 @@ ModelConfig parse_config(const nlohmann::json& raw, const std::string& where) {
 
   if (raw.contains("attention")) {
     const json& s = section_object(raw, "attention", where);
-    check_keys(s, {"codebook_size", "quantize_window_keys", "window"}, where, "attention");
+    check_keys(s, kKnownSections.at("attention"), where, "attention");
     const Section sec(s, "attention.", where);
     sec.read_int("codebook_size", c.attention.codebook_size);
     sec.read_int("window", c.attention.window);
@@ -331,7 +340,7 @@ ModelConfig parse_config(const nlohmann::json& raw, const std::string& where) {
   }
   if (raw.contains("embedding")) {
     const json& s = section_object(raw, "embedding", where);
-    check_keys(s, {"kind", "scale"}, where, "embedding");
+    check_keys(s, kKnownSections.at("embedding"), where, "embedding");
     const Section sec(s, "embedding.", where);
     sec.read_kind("kind", c.embedding.kind, rv.bad_embedding,
                   {EmbeddingConfig::Kind::token, EmbeddingConfig::Kind::real});
@@ -339,7 +348,7 @@ ModelConfig parse_config(const nlohmann::json& raw, const std::string& where) {
   }
   if (raw.contains("classifier") && !raw.at("classifier").is_null()) {
     const json& s = section_object(raw, "classifier", where);
-    check_keys(s, {"activation", "hidden", "num_classes", "pooling"}, where, "classifier");
+    check_keys(s, kKnownSections.at("classifier"), where, "classifier");
     const Section sec(s, "classifier.", where);
     ClassifierConfig k;
     sec.read_int("num_classes", k.num_classes);
@@ -350,7 +359,7 @@ ModelConfig parse_config(const nlohmann::json& raw, const std::string& where) {
   }
   if (raw.contains("tokenizer")) {
     const json& s = section_object(raw, "tokenizer", where);
-    check_keys(s, {"kind", "mean", "specials", "std", "tokens", "unk"}, where, "tokenizer");
+    check_keys(s, kKnownSections.at("tokenizer"), where, "tokenizer");
     const Section sec(s, "tokenizer.", where);
     sec.read_kind("kind", c.tokenizer.kind, rv.bad_tokenizer,
                   {TokenizerConfig::Kind::bytes, TokenizerConfig::Kind::vocab, TokenizerConfig::Kind::pixels});
@@ -364,16 +373,70 @@ ModelConfig parse_config(const nlohmann::json& raw, const std::string& where) {
   return c;
 }
 
+namespace {
+
+// config.json must spell out every field the exporter writes (Config.to_dict): a missing
+// d_model silently taking parse_config's default would make the weights' shapes look wrong
+// instead. (parse_config keeps Python's from_dict defaults: configs built in code rely on them.)
+void check_required_fields(const json& raw, const std::string& where) {
+  if (!raw.is_object()) return;  // parse_config says what is wrong
+  if (!raw.contains("format_version"))
+    fail(where, "no format_version; every config.json the exporter writes has one (this reader knows " +
+         std::to_string(kConfigFormatVersion) + "): re-export the model, or add \"format_version\": " +
+         std::to_string(kConfigFormatVersion));
+  if (raw["format_version"] != kConfigFormatVersion) return;  // parse_config reports the version
+  // A mistyped field is both unknown and missing: the unknown one is the better news.
+  check_keys(raw, kKnownTop, where, nullptr);
+  for (const auto& [name, known] : kKnownSections)
+    if (auto it = raw.find(name); it != raw.end() && it->is_object()) check_keys(*it, known, where, name.c_str());
+  std::vector<std::string> missing;
+  auto need = [&](const json& obj, const std::string& prefix, std::initializer_list<const char*> keys) {
+    for (const char* k : keys)
+      if (!obj.contains(k)) missing.push_back(prefix + k);
+  };
+  need(raw, "", {"attention", "bidirectional", "d_model", "ema_ndim", "embedding", "ffn_dim", "final_norm_affine",
+                 "hidden_dim", "n_layers", "norm", "norm_eps", "prenorm", "task", "tie_embeddings", "tokenizer",
+                 "vocab_size", "z_dim"});
+  auto section = [&](const char* name) -> const json* {
+    auto it = raw.find(name);
+    return it != raw.end() && it->is_object() ? &*it : nullptr;
+  };
+  if (const json* a = section("attention")) need(*a, "attention.", {"codebook_size", "quantize_window_keys", "window"});
+  if (const json* e = section("embedding")) {
+    need(*e, "embedding.", {"kind"});
+    if (e->value("kind", json()) == "token") need(*e, "embedding.", {"scale"});
+  }
+  if (const json* c = section("classifier")) need(*c, "classifier.", {"activation", "hidden", "num_classes", "pooling"});
+  if (const json* t = section("tokenizer")) {
+    need(*t, "tokenizer.", {"kind"});
+    const json kind = t->value("kind", json());
+    if (kind == "bytes") need(*t, "tokenizer.", {"specials"});
+    if (kind == "vocab") need(*t, "tokenizer.", {"tokens", "unk"});
+    if (kind == "pixels") need(*t, "tokenizer.", {"mean", "std"});
+  }
+  if (!missing.empty())
+    fail(where, "config field(s) " + detail::py_list_repr(missing) + " missing; a config.json must give every field "
+         "the exporter writes (docs/file-formats.md §2): re-export the model, or add them");
+}
+
+}  // namespace
+
 ModelConfig load_config(const std::filesystem::path& path) {
   const std::string where = path.string();
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) {
-    throw LoadError(K::missing_file, where, "", "no such file; pass the config.json of a model directory made by the exporter");
+  std::string why;
+  int err = 0;
+  const InputFile file = open_regular_file(path, why, err);
+  if (file.fd() < 0) {
+    if (err == ENOENT)
+      throw LoadError(K::missing_file, where, "", "no such file; pass the config.json of a model directory made by the exporter");
+    throw LoadError(K::io, where, "", "cannot open for reading (" + why + "); check the path and its permissions");
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw LoadError(K::io, where, "", "cannot open for reading; check its permissions");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw LoadError(K::io, where, "", "read failed; check the file");
+  std::string text;
+  // A config is a few KiB; 16 MiB is far more than any, and bounds what a wrong file costs.
+  const ReadStatus status = read_all(file.fd(), size_t{16} << 20, text, err);
+  if (status == ReadStatus::failed) throw LoadError(K::io, where, "", std::string("read failed (") + std::strerror(err) + "); check the file");
+  if (status == ReadStatus::too_big)
+    throw LoadError(K::bad_json, where, "", "is larger than 16 MiB, which no config.json is; pass the config.json of a model directory");
   if (detail::json_depth(text, kMaxConfigDepth) > kMaxConfigDepth) {
     throw LoadError(K::bad_json, where, "", "not valid JSON (nested deeper than " + std::to_string(kMaxConfigDepth) +
                     " levels); re-export the model");
@@ -384,6 +447,7 @@ ModelConfig load_config(const std::filesystem::path& path) {
   } catch (const json::exception& err) {
     throw LoadError(K::bad_json, where, "", std::string("not valid JSON (") + err.what() + "); re-export the model");
   }
+  check_required_fields(raw, where);
   return parse_config(raw, where);
 }
 

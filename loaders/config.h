@@ -5,7 +5,7 @@
 // section), the same range checks in the same order with the same messages, and the same
 // fingerprint() string. On top of Python, it checks JSON types (an integer field must hold a
 // JSON integer, a flag a JSON boolean, ...) and caps sizes at 2^31 − 1 so derived sizes never
-// overflow.
+// overflow. A config.json read from a file must also give every field (load_config).
 #pragma once
 
 #include <cstdint>
@@ -97,7 +97,10 @@ std::string_view to_string(TokenizerConfig::Kind k);   // "bytes" | "vocab" | "p
 // message. Throws LoadError.
 ModelConfig parse_config(const nlohmann::json& raw, const std::string& where);
 
-// Config.load: reads `path` (a config.json) and parses it. Throws LoadError.
+// Config.load: reads `path` (a config.json) and parses it. Throws LoadError. Stricter than
+// parse_config and Python: a file must give format_version and every field the exporter
+// writes (Config.to_dict), so nothing in a file silently takes a default; it must be a
+// regular file (a FIFO or directory is refused without blocking).
 ModelConfig load_config(const std::filesystem::path& path);
 
 // Every tensor a model file of this config holds: exactly the Python

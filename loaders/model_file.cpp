@@ -1,11 +1,16 @@
 #include "loaders/model_file.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <set>
 #include <string>
 #include <unordered_map>
 #include <utility>
 
+#include "loaders/file_io.h"
 #include "loaders/json_util.h"
 #include "loaders/load_error.h"
 
@@ -13,6 +18,32 @@ namespace longvq {
 
 namespace {
 using K = LoadError::Kind;
+
+// How many tensors a config implies, without listing them: the list of a config claiming
+// n_layers = 10^6 would take gigabytes and many seconds to build before failing anyway.
+unsigned __int128 implied_tensor_count(const ModelConfig& cfg) {
+  ModelConfig none = cfg, one = cfg;
+  none.n_layers = 0;
+  one.n_layers = 1;
+  const size_t base = expected_tensors(none).size(), per_layer = expected_tensors(one).size() - base;
+  return base + static_cast<unsigned __int128>(per_layer) * static_cast<unsigned __int128>(std::max<int64_t>(cfg.n_layers, 0));
+}
+
+// Why a model directory, or a file in it, cannot be used ("" when it can): names what the path
+// is instead (a FIFO, a symbolic link loop, unreadable) rather than "no such directory".
+std::string path_problem(const std::filesystem::path& path, bool directory) {
+  const std::string advice = "; pass a model directory made by the exporter";
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    const std::string err = std::strerror(errno);
+    if (errno == ENOENT) return "";  // the caller says what is missing
+    if (errno == ELOOP) return "is a symbolic link loop (" + err + ")" + advice;
+    if (errno == EACCES) return "cannot be read (" + err + "); check its permissions";
+    return "cannot be read (" + err + ")" + advice;
+  }
+  if (directory ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode)) return "";
+  return "is " + file_kind_name(st.st_mode) + (directory ? ", not a directory" : ", not a regular file") + advice;
+}
 }  // namespace
 
 void check_model_weights(const ModelConfig& cfg, const SafetensorsFile& weights) {
@@ -30,6 +61,17 @@ void check_model_weights(const ModelConfig& cfg, const SafetensorsFile& weights)
                     std::to_string(cfg.format_version) + "; re-export the model with this version's exporter");
   }
 
+  // Far more tensors implied than the file holds: say so before listing them (a guard against
+  // a hostile or mistyped config; a few missing tensors get the exact message below).
+  const unsigned __int128 implied = implied_tensor_count(cfg);
+  const size_t held = weights.tensors().size();
+  if (implied > 4 * static_cast<unsigned __int128>(held) + 64) {
+    throw LoadError(K::missing_tensor, where, "",
+                    "config.json implies " + (implied > INT64_MAX ? std::string("more than 2^63")
+                                                                  : std::to_string(static_cast<int64_t>(implied))) +
+                    " tensors (n_layers " + std::to_string(cfg.n_layers) + "), the file holds " + std::to_string(held) +
+                    "; the file does not match config.json");
+  }
   const std::vector<ExpectedTensor> want = expected_tensors(cfg);
   std::unordered_map<std::string, const ExpectedTensor*> want_by_name;
   for (const auto& t : want) want_by_name.emplace(t.name, &t);
@@ -80,18 +122,18 @@ void check_model_weights(const ModelConfig& cfg, const SafetensorsFile& weights)
 
 ModelFile load_model_dir(const std::filesystem::path& dir, LoadMode mode) {
   const std::string where = dir.string();
+  const std::string made = "; pass a model directory made by the exporter";
+  if (const std::string p = path_problem(dir, true); !p.empty()) throw LoadError(K::io, where, "", p);
   std::error_code ec;
-  if (!std::filesystem::is_directory(dir, ec)) {
-    throw LoadError(K::missing_file, where, "",
-                    std::filesystem::exists(dir, ec)
-                        ? "not a directory; pass a model directory made by the exporter"
-                        : "no such directory; pass a model directory made by the exporter");
-  }
-  if (!std::filesystem::is_regular_file(dir / "config.json", ec)) {
-    throw LoadError(K::missing_file, where, "", "no config.json; pass a model directory made by the exporter");
+  if (!std::filesystem::exists(dir, ec)) throw LoadError(K::missing_file, where, "", "no such directory" + made);
+  for (const char* name : {"config.json", "model.safetensors"})
+    if (const std::string p = path_problem(dir / name, false); !p.empty())
+      throw LoadError(K::io, where, "", std::string(name) + " " + p);
+  if (!std::filesystem::exists(dir / "config.json", ec)) {
+    throw LoadError(K::missing_file, where, "", "no config.json" + made);
   }
   ModelConfig cfg = load_config(dir / "config.json");
-  if (!std::filesystem::is_regular_file(dir / "model.safetensors", ec)) {
+  if (!std::filesystem::exists(dir / "model.safetensors", ec)) {
     throw LoadError(K::missing_file, where, "", "no model.safetensors; the model directory is incomplete");
   }
   SafetensorsFile weights(dir / "model.safetensors", mode);

@@ -17,8 +17,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "loaders/file_io.h"
 #include "loaders/json_util.h"
 #include "loaders/load_error.h"
+#include "loaders/mapped_files.h"
 
 static_assert(std::endian::native == std::endian::little,
               "the safetensors reader hands out little-endian bytes as they are");
@@ -40,8 +42,9 @@ using K = LoadError::Kind;
 std::string known_dtypes() { return "F64, F32, F16, BF16, I64, I32, U8"; }
 
 // Validates the header of the whole file [base, base + size) and fills the maps.
-void parse_file(const std::byte* base, size_t size, const std::string& where,
-                SafetensorsFile::MetadataMap& metadata, SafetensorsFile::TensorMap& tensors) {
+// Returns where the data area starts.
+size_t parse_file(const std::byte* base, size_t size, const std::string& where,
+                  SafetensorsFile::MetadataMap& metadata, SafetensorsFile::TensorMap& tensors) {
   if (size < 8) {
     fail(K::truncated, where, "", "file is " + std::to_string(size) +
          " bytes, too short for a safetensors header; the file is truncated, re-export or re-download it");
@@ -178,6 +181,7 @@ void parse_file(const std::byte* base, size_t size, const std::string& where,
            "' overlap in the data area; the file is corrupt");
     }
   }
+  return static_cast<size_t>(data_start);
 }
 
 std::string errno_text(int err) { return std::strerror(err); }
@@ -229,28 +233,26 @@ int64_t TensorInfo::numel() const {
 
 void detail::FileBytesRelease::operator()(std::byte* p) const noexcept {
   if (p == nullptr) return;
-  if (mapped) ::munmap(p, size);
-  else ::operator delete[](p, std::align_val_t{kReadAlign});
+  if (mapped) {
+    unregister_mapping(mapping_slot);
+    ::munmap(p, size);
+  } else {
+    ::operator delete[](p, std::align_val_t{kReadAlign});
+  }
 }
 
 SafetensorsFile::SafetensorsFile(const std::filesystem::path& path, LoadMode mode)
     : path_(path), mode_(mode) {
   const std::string where = path.string();
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const int err = errno;
-    fail(err == ENOENT ? K::missing_file : K::io, where, "",
-         "cannot open (" + errno_text(err) + "); check the path");
+  std::string why;
+  int err = 0;
+  const InputFile file = open_regular_file(path, why, err);
+  if (file.fd() < 0) {
+    if (err == 0) fail(K::io, where, "", why + "; pass a .safetensors file");
+    fail(err == ENOENT ? K::missing_file : K::io, where, "", "cannot open (" + why + "); check the path");
   }
-  struct FdCloser {
-    int fd;
-    ~FdCloser() { ::close(fd); }
-  } closer{fd};
-
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) fail(K::io, where, "", "cannot stat (" + errno_text(errno) + ")");
-  if (!S_ISREG(st.st_mode)) fail(K::io, where, "", "not a regular file; pass a .safetensors file");
-  size_ = static_cast<size_t>(st.st_size);
+  const int fd = file.fd();
+  size_ = file.size();
   if (size_ < 8) {
     parse_file(nullptr, size_, where, metadata_, tensors_);  // throws: too short
   }
@@ -261,7 +263,8 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path, LoadMode mod
       fail(K::io, where, "", "cannot mmap " + std::to_string(size_) + " bytes (" + errno_text(errno) +
            "); try LoadMode::read");
     }
-    bytes_ = std::unique_ptr<std::byte, Release>(static_cast<std::byte*>(p), Release{size_, true});
+    bytes_ = std::unique_ptr<std::byte, Release>(static_cast<std::byte*>(p),
+                                                 Release{size_, true, register_mapping(p, size_, where)});
   } else {
     std::byte* p = nullptr;
     try {
@@ -284,7 +287,7 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path, LoadMode mod
       done += static_cast<size_t>(n);
     }
   }
-  parse_file(bytes_.get(), size_, where, metadata_, tensors_);
+  data_start_ = parse_file(bytes_.get(), size_, where, metadata_, tensors_);
 }
 
 SafetensorsFile::~SafetensorsFile() = default;

@@ -48,6 +48,7 @@ namespace detail {
 struct FileBytesRelease {
   size_t size = 0;
   bool mapped = false;
+  int mapping_slot = -1;  // loaders/mapped_files.h
   void operator()(std::byte* p) const noexcept;
 };
 }  // namespace detail
@@ -59,7 +60,8 @@ enum class LoadMode {
 
 class SafetensorsFile {
  public:
-  // Opens and validates `path`; throws LoadError.
+  // Opens and validates `path`; throws LoadError. Anything but a regular file (a FIFO, a
+  // directory, a device) is refused without blocking or reading it.
   explicit SafetensorsFile(const std::filesystem::path& path, LoadMode mode = LoadMode::mmap);
   ~SafetensorsFile();
 
@@ -78,6 +80,9 @@ class SafetensorsFile {
   const std::filesystem::path& path() const { return path_; }
   LoadMode mode() const { return mode_; }
   size_t file_size() const { return size_; }
+  // The bytes after the header: every tensor's data (what a state file's checksum covers).
+  const std::byte* data_area() const { return bytes_.get() + data_start_; }
+  size_t data_area_size() const { return size_ - data_start_; }
 
  private:
   using Release = detail::FileBytesRelease;
@@ -85,6 +90,7 @@ class SafetensorsFile {
   std::filesystem::path path_;
   LoadMode mode_ = LoadMode::mmap;
   size_t size_ = 0;
+  size_t data_start_ = 0;
   std::unique_ptr<std::byte, Release> bytes_;
   MetadataMap metadata_;
   TensorMap tensors_;

@@ -1,12 +1,12 @@
 #include "loaders/safetensors_writer.h"
 
 #include <algorithm>
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
+
+#include "loaders/atomic_file.h"
+#include "loaders/crc32.h"
 
 namespace longvq {
 namespace {
@@ -22,14 +22,20 @@ size_t element_size(const std::string& dtype) {
 }  // namespace
 
 void write_safetensors(const std::filesystem::path& path, std::vector<TensorToWrite> tensors,
-                       const std::map<std::string, std::string>& metadata) {
+                       const std::map<std::string, std::string>& metadata, const std::string& data_crc32_key) {
   // Larger elements first keeps every tensor aligned (the Python writer does the same).
   std::stable_sort(tensors.begin(), tensors.end(), [](const TensorToWrite& a, const TensorToWrite& b) {
     size_t sa = element_size(a.dtype), sb = element_size(b.dtype);
     return sa != sb ? sa > sb : a.name < b.name;
   });
+  std::map<std::string, std::string> meta = metadata;
+  if (!data_crc32_key.empty()) {
+    uint32_t crc = 0;  // the data area is the tensors back to back, in this order
+    for (const TensorToWrite& t : tensors) crc = crc32(t.data, t.nbytes, crc);
+    meta[data_crc32_key] = crc32_hex(crc);
+  }
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
-  if (!metadata.empty()) header["__metadata__"] = metadata;
+  if (!meta.empty()) header["__metadata__"] = meta;
   size_t offset = 0;
   for (const TensorToWrite& t : tensors) {
     header[t.name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.nbytes}}};
@@ -39,27 +45,14 @@ void write_safetensors(const std::filesystem::path& path, std::vector<TensorToWr
   text.append((8 - text.size() % 8) % 8, ' ');
   const uint64_t header_len = text.size();
 
-  const std::filesystem::path tmp = path.string() + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw std::runtime_error("cannot write " + tmp.string() + ": " + std::strerror(errno));
+  AtomicFile file(path);
   unsigned char len_bytes[8];
   for (int i = 0; i < 8; ++i) len_bytes[i] = static_cast<unsigned char>(header_len >> (8 * i));
-  int saved_errno = 0;  // of the first failure
-  auto step = [&](bool done) {
-    if (!done && saved_errno == 0) saved_errno = errno ? errno : EIO;
-    return done;
-  };
-  bool ok = step(std::fwrite(len_bytes, 1, 8, f) == 8) && step(std::fwrite(text.data(), 1, text.size(), f) == text.size());
+  file.write(len_bytes, 8);
+  file.write(text);
   for (const TensorToWrite& t : tensors)
-    ok = ok && step(t.nbytes == 0 || std::fwrite(t.data, 1, t.nbytes, f) == t.nbytes);
-  ok = step(std::fflush(f) == 0) && ok;
-  ok = step(std::fclose(f) == 0) && ok;
-  if (!ok) {
-    std::filesystem::remove(tmp);
-    throw std::runtime_error("writing " + path.string() + " failed (" + std::strerror(saved_errno) +
-                             "); nothing was written: free some space or choose another path");
-  }
-  std::filesystem::rename(tmp, path);
+    if (t.nbytes) file.write(t.data, t.nbytes);
+  file.commit();
 }
 
 }  // namespace longvq

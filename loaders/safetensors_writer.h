@@ -1,4 +1,4 @@
-// Writes a safetensors file (docs/file-formats.md) atomically: to NAME.tmp, then renamed.
+// Writes a safetensors file (docs/file-formats.md) whole or not at all (loaders/atomic_file.h).
 #pragma once
 
 #include <cstdint>
@@ -17,9 +17,10 @@ struct TensorToWrite {
   size_t nbytes;
 };
 
-// Throws std::runtime_error naming the file and what failed (e.g. a full disk); no partial
-// file is left under `path`.
+// Throws WriteError (atomic_file.h) naming the file and what failed (e.g. a full disk); the
+// target is then as it was. With `data_crc32_key`, the metadata also gets that entry: the
+// CRC-32 of the whole data area as 8 hex digits (crc32.h), which a reader checks.
 void write_safetensors(const std::filesystem::path& path, std::vector<TensorToWrite> tensors,
-                       const std::map<std::string, std::string>& metadata);
+                       const std::map<std::string, std::string>& metadata, const std::string& data_crc32_key = "");
 
 }  // namespace longvq

@@ -93,6 +93,8 @@ std::span<const float> Session::prefill(State& state, std::span<const RowTokens>
     check_tokens(rows[i].tokens);
   }
   check_rows(state, ids, std::numeric_limits<int64_t>::max());
+  for (size_t i = 0; i < rows.size(); ++i)  // before any chunk runs: a run that would overflow changes nothing
+    state.check_advance(std::span<const int32_t>(&ids[i], 1), static_cast<int64_t>(rows[i].tokens.size()));
   Executor& ex = executor(GraphKind::prefill);
   std::vector<float> last(rows.size() * static_cast<size_t>(V));
   // Every pass runs all rows with tokens left for the same number of them (the fewest left,
@@ -156,6 +158,7 @@ std::span<const float> Session::decode(State& state, std::span<const int32_t> ro
                                 " rows but " + std::to_string(tokens.size()) + " tokens");
   check_rows(state, rows, options_.max_batch);
   check_tokens(tokens);
+  state.check_advance(rows, 1);
   step_rows(executor(GraphKind::decode), state, rows, tokens, 1);
   logits_.assign(chunk_logits_.begin(), chunk_logits_.end());
   return logits_;

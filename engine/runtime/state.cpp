@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "engine/runtime/state_layout.h"
+#include "loaders/crc32.h"
 #include "loaders/safetensors.h"
 #include "loaders/safetensors_writer.h"
 
@@ -20,26 +21,53 @@ const char* file_dtype(DType t) { return t == DType::f32 ? "F32" : t == DType::i
 
 // Values a kernel would index with must be in range (a hostile file must not reach memory),
 // and every float finite (a NaN or infinity in a state would poison every later token).
+// Positions are checked before this (check_positions), so counts can be held against them.
 void check_values(const std::filesystem::path& path, const std::string& name, const TensorInfo& t,
-                  const ModelConfig& c) {
+                  const ModelConfig& c, const std::vector<int64_t>& pos) {
   auto bad = [&](const std::string& what) {
     throw StateError(path.string() + ": tensor '" + name + "' " + what + "; the file is corrupt");
   };
-  if (name == "pos") {
-    const auto* p = reinterpret_cast<const int64_t*>(t.data);
-    for (size_t i = 0; i < t.nbytes / 8; ++i)
-      if (p[i] < 0) bad("holds a negative position");
-  } else if (name.ends_with("ring_codes") || name.ends_with("cache_n")) {
+  if (name.ends_with("ring_codes") || name.ends_with("cache_n")) {
     const bool codes = name.ends_with("ring_codes");
-    int32_t v;
-    for (size_t i = 0; i < t.nbytes / 4; ++i) {
-      std::memcpy(&v, static_cast<const char*>(static_cast<const void*>(t.data)) + 4 * i, 4);
-      if (codes ? (v < -1 || v >= c.attention.codebook_size) : v < 0)
-        bad(codes ? "holds a code outside the codebook" : "holds a negative count");
+    const size_t per_row = t.nbytes / 4 / pos.size();
+    for (size_t b = 0; b < pos.size(); ++b) {
+      int64_t sum = 0;
+      for (size_t i = 0; i < per_row; ++i) {
+        int32_t v;
+        std::memcpy(&v, t.data + 4 * (b * per_row + i), 4);
+        if (codes ? (v < -1 || v >= c.attention.codebook_size) : v < 0)
+          bad(codes ? "holds a code outside the codebook" : "holds a negative count");
+        sum += v;
+      }
+      // Each count is a key that left the window: never more of them than tokens consumed.
+      if (!codes && sum > pos[b])
+        bad("counts " + std::to_string(sum) + " keys for sequence " + std::to_string(b) + ", more than its position " +
+            std::to_string(pos[b]));
     }
   } else if (t.dtype == FileDType::F32) {
     if (const auto nf = first_non_finite(t)) bad("holds a value that is not finite (" + std::to_string(nf->value) + ")");
   }
+}
+
+std::vector<int64_t> check_positions(const std::filesystem::path& path, const TensorInfo& t) {
+  std::vector<int64_t> pos(t.nbytes / 8);
+  std::memcpy(pos.data(), t.data, t.nbytes);
+  for (int64_t p : pos)
+    if (p < 0 || p > kMaxStatePosition)
+      throw StateError(path.string() + ": tensor 'pos' holds the position " + std::to_string(p) + ", outside 0.." +
+                       std::to_string(kMaxStatePosition) + " (the longest context a state holds); the file is corrupt");
+  return pos;
+}
+
+// The checksum of a version 2 file; a version 1 file has none (the caller is warned).
+void check_checksum(const std::filesystem::path& path, const SafetensorsFile& file, const std::string& stored) {
+  const std::string computed = crc32_hex(crc32(file.data_area(), file.data_area_size()));
+  if (stored.empty())
+    throw StateError(path.string() + ": a version " + std::to_string(kStateVersion) + " state file needs metadata '" +
+                     kStateChecksumKey + "', which is missing; the file is corrupt: recompute the state from the prompt");
+  if (stored != computed)
+    throw StateError(path.string() + ": the checksum of the state's data does not match (stored " + stored +
+                     ", computed " + computed + "): the file is damaged; recompute the state from the prompt");
 }
 
 }  // namespace
@@ -101,12 +129,26 @@ void State::upload_positions() {
   backend_->upload(pos.data, pos_.data(), pos.nbytes());
 }
 
+void State::check_advance(std::span<const int32_t> rows, int64_t tokens) const {
+  auto check = [&](size_t b) {
+    if (tokens < 0 || tokens > kMaxStatePosition - pos_[b])
+      throw StateError("sequence " + std::to_string(b) + " of the state is at position " + std::to_string(pos_[b]) +
+                       "; " + std::to_string(tokens) + " more tokens would pass the longest context a state holds (" +
+                       std::to_string(kMaxStatePosition) + " tokens): start a new context");
+  };
+  if (rows.empty())
+    for (size_t b = 0; b < pos_.size(); ++b) check(b);
+  for (int32_t r : rows) check(static_cast<size_t>(r));
+}
+
 void State::advance(int64_t tokens) {
+  check_advance({}, tokens);
   for (int64_t& p : pos_) p += tokens;
   upload_positions();
 }
 
 void State::advance(std::span<const int32_t> rows, int64_t tokens) {
+  check_advance(rows, tokens);
   for (int32_t r : rows) pos_[static_cast<size_t>(r)] += tokens;
   upload_positions();
 }
@@ -156,7 +198,7 @@ void State::save(const std::filesystem::path& path, const std::map<std::string, 
   meta["format"] = kStateFormat;
   meta["version"] = std::to_string(kStateVersion);
   meta["config"] = model_->config().fingerprint();
-  write_safetensors(path, std::move(tensors), meta);
+  write_safetensors(path, std::move(tensors), meta, kStateChecksumKey);
 }
 
 void State::save_row(const std::filesystem::path& path, int64_t row,
@@ -164,7 +206,7 @@ void State::save_row(const std::filesystem::path& path, int64_t row,
   copy_row(row).save(path, extra_metadata);
 }
 
-State State::load(const std::filesystem::path& path, const Model& model, Backend& backend) {
+State State::load(const std::filesystem::path& path, const Model& model, Backend& backend, std::string* warning) {
   SafetensorsFile file(path, LoadMode::read);
   auto meta = [&](const std::string& key) {
     auto it = file.metadata().find(key);
@@ -172,34 +214,50 @@ State State::load(const std::filesystem::path& path, const Model& model, Backend
   };
   if (meta("format") != kStateFormat)
     throw StateError(path.string() + ": not a longvq state file (format '" + meta("format") + "')");
-  if (meta("version") != std::to_string(kStateVersion))
-    throw StateError(path.string() + ": state version " + meta("version") + " is not supported (this engine reads " +
-                     std::to_string(kStateVersion) + "); recompute the state from the prompt");
+  if (meta("version") == std::to_string(kStateVersion)) {
+    check_checksum(path, file, meta(kStateChecksumKey));
+  } else if (meta("version") == "1") {
+    if (warning)
+      *warning = path.string() + ": a version 1 state file has no checksum, so damage to it cannot be detected; "
+                 "save it again to get one";
+  } else {
+    throw StateError(path.string() + ": state version " + meta("version") + " is not supported (this engine reads 1 "
+                     "and " + std::to_string(kStateVersion) + "); recompute the state from the prompt");
+  }
   if (meta("config") != model.config().fingerprint())
     throw StateError(path.string() + ": the state was made by another model (" + meta("config") + "), not this one (" +
                      model.config().fingerprint() + "); recompute it with this model");
   const TensorInfo* pos = file.find("pos");
-  if (!pos || pos->shape.size() != 1 || pos->shape[0] < 1)
+  if (!pos || pos->shape.size() != 1 || pos->shape[0] < 1 || pos->dtype != FileDType::I64)
     throw StateError(path.string() + ": tensor 'pos' is missing or malformed; the file is incomplete");
-  State state(model, backend, pos->shape[0]);
+  const int64_t rows = pos->shape[0];
+  // Every tensor's shape is checked against the layout before the state is made: a file
+  // claiming a million sequences must not get memory for them first.
+  const std::vector<StateTensor> layout = state_layout(model.config());
+  for (const StateTensor& t : layout) {
+    const TensorInfo* info = file.find(t.file_name());
+    if (!info) throw StateError(path.string() + ": tensor '" + t.file_name() + "' is missing; the file is incomplete");
+    std::vector<int64_t> shape{rows};
+    shape.insert(shape.end(), t.row_shape.begin(), t.row_shape.end());
+    if (info->shape != shape || std::string(file_dtype_name(info->dtype)) != file_dtype(t.dtype))
+      throw StateError(path.string() + ": tensor '" + t.file_name() + "' does not have the shape and type this model's "
+                       "state needs; recompute the state with this model");
+  }
+  const std::vector<int64_t> positions = check_positions(path, *pos);
+  State state(model, backend, rows);
   for (Slot& slot : state.slots_) {
     const std::string file_name = slot.name.substr(6);
     const TensorInfo* t = file.find(file_name);
-    if (!t) throw StateError(path.string() + ": tensor '" + file_name + "' is missing; the file is incomplete");
-    if (t->shape != slot.ref.shape || t->nbytes != slot.ref.nbytes() ||
-        std::string(file_dtype_name(t->dtype)) != file_dtype(slot.ref.dtype))
-      throw StateError(path.string() + ": tensor '" + file_name + "' does not have the shape and type this model's "
-                       "state needs; recompute the state with this model");
-    check_values(path, file_name, *t, model.config());
+    check_values(path, file_name, *t, model.config(), positions);
     backend.upload(slot.ref.data, t->data, t->nbytes);
   }
-  std::memcpy(state.pos_.data(), pos->data, pos->nbytes);
+  state.pos_ = positions;
   return state;
 }
 
-void State::load_row(const std::filesystem::path& path, int64_t row) {
+void State::load_row(const std::filesystem::path& path, int64_t row, std::string* warning) {
   check_row(row, "State::load_row");
-  const State one = load(path, *model_, *backend_);
+  const State one = load(path, *model_, *backend_, warning);
   if (one.rows() != 1)
     throw StateError(path.string() + ": holds " + std::to_string(one.rows()) +
                      " sequences; load_row takes a file of one (State::save_row writes those)");

@@ -22,7 +22,16 @@
 namespace longvq {
 
 inline constexpr const char* kStateFormat = "longvq-state";
-inline constexpr int kStateVersion = 1;
+// Version 2 adds the CRC-32 of the data area (metadata "data_crc32"); version 1 files, which have
+// none, still load, with a warning (docs/file-formats.md §3).
+inline constexpr int kStateVersion = 2;
+inline constexpr const char* kStateChecksumKey = "data_crc32";
+
+// The longest context a state holds: positions (tokens consumed per sequence) stay in
+// 0..kMaxStatePosition. A code's count (int32 in cache_n) can grow as large as the position,
+// so this bound is what keeps every count, and every position sum in the kernels, from
+// overflowing. Loading a state beyond it, or a run that would pass it, is a StateError.
+inline constexpr int64_t kMaxStatePosition = INT32_MAX;
 
 class StateError : public std::runtime_error {
  public:
@@ -46,7 +55,10 @@ class State {
 
   void reset();                 // every sequence back to the empty context
   void reset(int64_t row);      // one sequence back to the empty context
-  void advance(int64_t tokens);  // after a run consumed `tokens` in every row
+  // StateError when `tokens` more in any of `rows` (every row when empty) would pass
+  // kMaxStatePosition: checked before a run, so a run that would overflow changes nothing.
+  void check_advance(std::span<const int32_t> rows, int64_t tokens) const;
+  void advance(int64_t tokens);  // after a run consumed `tokens` in every row (checked as above)
   void advance(std::span<const int32_t> rows, int64_t tokens);  // ... in each of `rows`
 
   // Row `row` as a 1-row State on the same backend.
@@ -55,15 +67,19 @@ class State {
   // layout, on any backend of the same kind).
   void set_row(int64_t row, const State& src, int64_t src_row = 0);
 
-  // The file format of docs/file-formats.md §3 (readable by the Python reference).
-  // Written to PATH.tmp, then renamed: a failed write (disk full) leaves no partial file.
+  // The file format of docs/file-formats.md §3 (readable by the Python reference), with the
+  // CRC-32 of its data. Written whole or not at all (loaders/atomic_file.h: WriteError).
   // `extra_metadata` goes into the file's metadata beside the format entries (callers' notes).
   void save(const std::filesystem::path& path, const std::map<std::string, std::string>& extra_metadata = {}) const;
-  static State load(const std::filesystem::path& path, const Model& model, Backend& backend);
+  // StateError for another format, version or model, a checksum mismatch, a missing or
+  // misshapen tensor, or a value out of range. A file that loads but deserves a word (a
+  // version 1 file: no checksum) sets *warning, when given, to that word; nothing is printed.
+  static State load(const std::filesystem::path& path, const Model& model, Backend& backend,
+                    std::string* warning = nullptr);
   // One row as a 1-row state file, and a 1-row state file into one row.
   void save_row(const std::filesystem::path& path, int64_t row,
                 const std::map<std::string, std::string>& extra_metadata = {}) const;
-  void load_row(const std::filesystem::path& path, int64_t row);
+  void load_row(const std::filesystem::path& path, int64_t row, std::string* warning = nullptr);
 
   State(State&&) noexcept = default;
   State& operator=(State&&) noexcept = default;

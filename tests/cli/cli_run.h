@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -63,19 +64,39 @@ struct Result {
   std::string out, err;
 };
 
-// Runs `longvq ARGS` (a shell fragment) with stdin from `stdin_file` (default /dev/null).
-inline Result run(const std::string& args, const std::string& stdin_file = "/dev/null", const std::string& env = "") {
+// Runs a shell command line with stdin from `stdin_file` and stdout and stderr captured (unless
+// the line redirects them itself); `shown` is how the test log names it.
+inline Result run_captured(const std::string& command, const std::string& stdin_file, const std::string& shown) {
   TempDir t;
-  const std::string cmd = env + " " + q(kBin) + " " + args + " < " + q(stdin_file) + " > " + q(t / "out") + " 2> " +
-                          q(t / "err");
+  const std::string cmd = command + " < " + q(stdin_file) + " > " + q(t / "out") + " 2> " + q(t / "err");
   const int status = std::system(cmd.c_str());
   Result r;
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   r.out = slurp(t / "out");
   r.err = slurp(t / "err");
-  UNSCOPED_INFO("$ longvq " << args << "\nexit " << r.code << "\nstdout: " << r.out.substr(0, 2000)
-                            << "\nstderr: " << r.err.substr(0, 2000));
+  UNSCOPED_INFO("$ " << shown << "\nexit " << r.code << "\nstdout: " << r.out.substr(0, 2000)
+                     << "\nstderr: " << r.err.substr(0, 2000));
   return r;
+}
+
+// Runs `longvq ARGS` (a shell fragment) with stdin from `stdin_file` (default /dev/null); `env`
+// goes before the binary (variables, or a command such as `timeout 20`).
+inline Result run(const std::string& args, const std::string& stdin_file = "/dev/null", const std::string& env = "") {
+  return run_captured(env + " " + q(kBin) + " " + args, stdin_file, "longvq " + args);
+}
+
+// Runs a shell command line in which "$LONGVQ" is the binary, for what run() cannot say: closed
+// or redirected streams, limits, several processes.
+inline Result shell(const std::string& line) {
+  return run_captured("LONGVQ=" + q(kBin) + " sh -c " + q(line), "/dev/null", line);
+}
+
+// The names in a directory (to see that nothing, e.g. a temporary file, was left behind).
+inline std::vector<std::string> names_in(const fs::path& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 inline std::vector<nlohmann::json> jsonl(const std::string& text) {

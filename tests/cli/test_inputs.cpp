@@ -1,6 +1,10 @@
 // Readers of `longvq classify` inputs: JSONL, ListOps TSV, IDX; messages name file and line.
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include "loaders/config.h"
@@ -9,6 +13,7 @@
 
 using namespace longvq;
 using namespace longvq::cli;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -72,6 +77,62 @@ TEST_CASE("JSONL: every bad line is named", "[inputs]") {
   CHECK_THAT(err("{\"label\": 1}\n"), Catch::Contains("no input"));
 }
 
+TEST_CASE("JSONL: unknown and repeated keys, and half-labelled files, are errors naming the line", "[inputs]") {
+  InputReader r(classifier(false));
+  auto err = [&](const std::string& text, const ReadOptions& options = {}) {
+    return error_of([&] {
+      std::istringstream in(text);
+      r.read_jsonl(in, "in.jsonl", options);
+    });
+  };
+  CHECK_THAT(err("{\"tokens\": [1], \"lable\": 2}\n"),
+             Catch::StartsWith("in.jsonl:1: unknown key \"lable\" (did you mean \"label\"?)") &&
+                 Catch::Contains("optionally \"label\" and \"id\""));
+  CHECK_THAT(err("{\"tokens\": [1], \"weight\": 2}\n"), Catch::Contains("unknown key \"weight\";"));
+  CHECK_THAT(err("{\"tokens\": [1], \"label\": 1, \"label\": 2}\n"),
+             Catch::StartsWith("in.jsonl:1: the key \"label\" appears twice"));
+  CHECK_THAT(err("{\"tokens\": [1], \"tokens\": [2]}\n"), Catch::Contains("\"tokens\" appears twice"));
+  // A nested object's keys are its own: {"id": ...} is only checked for its type.
+  CHECK_THAT(err("{\"tokens\": [1], \"id\": {\"a\": 1, \"a\": 2}}\n"), Catch::Contains("\"id\" must be a string or an integer"));
+  CHECK_THAT(err("{\"tokens\": [1], \"label\": 1}\n{\"tokens\": [2]}\n"),
+             Catch::StartsWith("in.jsonl:2: has no label, but in.jsonl:1 has one"));
+  CHECK_THAT(err("{\"tokens\": [1]}\n\n{\"tokens\": [2], \"label\": 0}\n"),
+             Catch::StartsWith("in.jsonl:3: has a label, but in.jsonl:1 has none"));
+  // --no-labels: labels are not read, so neither checked nor mixed.
+  ReadOptions ignore;
+  ignore.ignore_labels = true;
+  std::istringstream mixed("{\"tokens\": [1], \"label\": 99}\n{\"tokens\": [2]}\n");
+  const Dataset d = r.read_jsonl(mixed, "in.jsonl", ignore);
+  CHECK(d.examples.size() == 2);
+  CHECK_FALSE(d.has_labels);
+  // "id" is kept (as JSON text) for the predictions.
+  std::istringstream ids("{\"tokens\": [1], \"id\": \"q-7\"}\n{\"tokens\": [2], \"id\": 12}\n");
+  const Dataset with_ids = r.read_jsonl(ids, "in.jsonl");
+  CHECK(with_ids.examples[0].id == "\"q-7\"");
+  CHECK(with_ids.examples[1].id == "12");
+}
+
+TEST_CASE("JSONL: pixels are whole numbers 0..255, as many per input as the rule says", "[inputs]") {
+  InputReader r(classifier(true));
+  auto err = [&](const std::string& text, int64_t pixels = kSamePixels) {
+    return error_of([&] {
+      std::istringstream in(text);
+      ReadOptions options;
+      options.pixels = pixels;
+      r.read_jsonl(in, "p.jsonl", options);
+    });
+  };
+  CHECK_THAT(err("{\"pixels\": [1, 2.5, 3]}\n"), Catch::StartsWith("p.jsonl:1: pixel value 2.5 at \"pixels\"[1] is not a whole number"));
+  CHECK(err("{\"pixels\": [1, 2.0, 3]}\n").empty());  // 2.0 is the byte 2
+  CHECK_THAT(err("{\"pixels\": [1, 2, 3]}\n{\"pixels\": [1, 2]}\n"),
+             Catch::StartsWith("p.jsonl:2: 2 pixels, but p.jsonl:1 has 3"));
+  CHECK(err("{\"pixels\": [1, 2, 3]}\n{\"pixels\": [1, 2]}\n", kAnyPixels).empty());
+  CHECK_THAT(err("{\"pixels\": [1, 2, 3]}\n", 784), Catch::StartsWith("p.jsonl:1: 3 pixels, but --pixels says 784"));
+  std::string image = "{\"pixels\": [1";
+  for (int i = 1; i < 784; ++i) image += ", 1";
+  CHECK(err(image + "]}\n", 784).empty());
+}
+
 TEST_CASE("JSONL: pixels are normalized by the model's tokenizer", "[inputs]") {
   ModelConfig cfg = classifier(true);
   InputReader r(cfg);
@@ -94,6 +155,46 @@ TEST_CASE("TSV: ListOps layout", "[inputs]") {
   CHECK(d.examples[0].label == 2);
   std::istringstream bad("Source\tTarget\nt1\t2\nt1 t2\tx\n");
   CHECK_THAT(error_of([&] { r.read_tsv(bad, "l.tsv"); }), Catch::StartsWith("l.tsv:3: label 'x'"));
+}
+
+TEST_CASE("TSV: exactly one tab and a label on every line", "[inputs]") {
+  InputReader r(classifier(false));
+  auto err = [&](const std::string& text, bool ignore_labels = false) {
+    return error_of([&] {
+      std::istringstream in(text);
+      ReadOptions options;
+      options.ignore_labels = ignore_labels;
+      r.read_tsv(in, "l.tsv", options);
+    });
+  };
+  CHECK_THAT(err("t1 t2\t1\t2\n"), Catch::StartsWith("l.tsv:1: expected 'TOKENS<TAB>LABEL' (ListOps TSV) with one tab, found 2"));
+  CHECK_THAT(err("t1 t2\n"), Catch::Contains("found none"));
+  CHECK_THAT(err("Source\tTarget\nt1 t2\t\n"), Catch::StartsWith("l.tsv:2: the label after the tab is empty"));
+  CHECK(err("Source\tTarget\nt1 t2\t\n", /*ignore_labels=*/true).empty());
+}
+
+TEST_CASE("IDX: dimensions are multiplied with overflow checks and held to --pixels", "[inputs]") {
+  const fs::path dir = fs::temp_directory_path() / ("longvq_idx_test_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  auto be32 = [](uint32_t v) {
+    return std::string{static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8), static_cast<char>(v)};
+  };
+  auto write = [&](const std::string& name, const std::string& bytes) {
+    std::ofstream(dir / name, std::ios::binary) << bytes;
+    return dir / name;
+  };
+  InputReader r(classifier(true));
+  // 2^31 × 2^31 × 4 wraps to 0 in 64 bits: "0 bytes of images" would have matched 16 bytes.
+  const fs::path wrap = write("w-images-idx3-ubyte", be32(0x803) + be32(0x80000000u) + be32(0x80000000u) + be32(4));
+  CHECK_THAT(error_of([&] { r.read_idx(wrap, std::nullopt); }), Catch::Contains("need more than 2^64 bytes"));
+  const fs::path small = write("s-images-idx3-ubyte", be32(0x803) + be32(3) + be32(14) + be32(14) + std::string(3 * 196, '\x07'));
+  const Dataset d = r.read_idx(small, std::nullopt);
+  CHECK(d.examples.size() == 3);
+  CHECK(d.rows == 14);
+  ReadOptions want784;
+  want784.pixels = 784;
+  CHECK_THAT(error_of([&] { r.read_idx(small, std::nullopt, want784); }), Catch::Contains("196 pixels, but --pixels says 784"));
+  fs::remove_all(dir);
 }
 
 TEST_CASE("a language model is refused", "[inputs]") {

@@ -1,7 +1,9 @@
 // Fuzz target: the classifier input readers of `longvq classify` (tools/cli/inputs.cpp). The
 // first byte picks the format (bits 1-2: JSONL, ListOps TSV, IDX images + labels), for JSONL a
-// token or pixel model (bit 0), a record limit (bit 3) and for IDX whether labels are read
-// (bit 4); the rest is the file (IDX: a u16 images length, the images file, the labels file).
+// token or pixel model (bit 0), a record limit (bit 3), for IDX whether labels are read
+// (bit 4), whether labels are ignored (bit 5, --no-labels) and pixel inputs of any length
+// (bit 6, --pixels any); the rest is the file (IDX: a u16 images length, the images file, the
+// labels file).
 // TSV goes to the token model and IDX to the pixel model (the other pairings are refused
 // before any byte is read). Only InputError (bad record) may escape.
 #include <algorithm>
@@ -23,16 +25,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint8_t pick = data[0];
   const std::string body(reinterpret_cast<const char*>(data + 1), size - 1);
   const longvq::cli::InputReader tokens(tokens_cfg), pixels(pixels_cfg);
+  longvq::cli::ReadOptions options;
+  options.limit = (pick & 8) ? 3 : -1;
+  options.ignore_labels = (pick & 32) != 0;
+  options.pixels = (pick & 64) ? longvq::cli::kAnyPixels : longvq::cli::kSamePixels;
   try {
     switch ((pick >> 1) & 3) {
       case 0: {
         std::istringstream in(body);
-        ((pick & 1) ? pixels : tokens).read_jsonl(in, "fuzz.jsonl", (pick & 8) ? 3 : -1);
+        ((pick & 1) ? pixels : tokens).read_jsonl(in, "fuzz.jsonl", options);
         break;
       }
       case 1: {
         std::istringstream in(body);
-        tokens.read_tsv(in, "fuzz.tsv", (pick & 8) ? 3 : -1);
+        tokens.read_tsv(in, "fuzz.tsv", options);
         break;
       }
       default: {  // a u16 (little-endian) length, the images file, then the labels file
@@ -41,7 +47,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         const uint8_t* images_at = data + 3;
         const auto& images = fuzz::write_input(images_at, n_images, "-images-idx3-ubyte");
         const auto& labels = fuzz::write_input(images_at + n_images, body.size() - 2 - n_images, "-labels-idx1-ubyte");
-        pixels.read_idx(images, (pick & 16) ? std::optional(labels) : std::nullopt, (pick & 8) ? 3 : -1);
+        pixels.read_idx(images, (pick & 16) ? std::optional(labels) : std::nullopt, options);
         break;
       }
     }

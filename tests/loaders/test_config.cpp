@@ -3,6 +3,8 @@
 //
 // The Python answers live in config_golden.jsonl and config_errors.jsonl next to this file;
 // regenerate them with  /usr/bin/python3 tests/loaders/make_golden.py  (see that script).
+#include <sys/stat.h>
+
 #include <fstream>
 
 #include "loaders/config.h"
@@ -219,8 +221,47 @@ TEST_CASE("load_config: missing file, bad JSON, huge numbers", "[config]") {
   CHECK(catch_load_error([&] { (void)load_config(tmp / "config.json"); }).kind() == K::bad_json);
   write_file(tmp / "config.json", std::string(5000, '[') + std::string(5000, ']'));
   CHECK(catch_load_error([&] { (void)load_config(tmp / "config.json"); }).kind() == K::bad_json);
-  write_file(tmp / "config.json", "{\"n_layers\": 3, \"oops\": 1}");
+  write_file(tmp / "config.json", "{\"format_version\": 1, \"n_layers\": 3, \"oops\": 1}");
   const LoadError unk = catch_load_error([&] { (void)load_config(tmp / "config.json"); });
   CHECK(unk.kind() == K::bad_config);
   CHECK(contains(unk.what(), "unknown config field(s) ['oops']"));
+}
+
+TEST_CASE("load_config: a file must give format_version and every field the exporter writes", "[config]") {
+  TempDir tmp;
+  for (const char* fixture : {"lm_bytes_layernorm_tied", "cls_pixels_postnorm_rawwin", "cls_batchnorm_tokens"}) {
+    const json full = fixture_config(fixture);
+    // Every field the file has, one at a time (a section's fields too).
+    std::vector<std::pair<std::string, std::string>> fields;
+    for (auto it = full.begin(); it != full.end(); ++it) {
+      fields.emplace_back(it.key(), "");
+      if (it->is_object())
+        for (auto f = it->begin(); f != it->end(); ++f) fields.emplace_back(it.key(), f.key());
+    }
+    for (const auto& [top, sub] : fields) {
+      json raw = full;
+      if (sub.empty()) raw.erase(top);
+      else raw[top].erase(sub);
+      const std::string name = sub.empty() ? top : top + "." + sub;
+      INFO(fixture << " without " << name);
+      write_file(tmp / "config.json", raw.dump());
+      const LoadError e = catch_load_error([&] { (void)load_config(tmp / "config.json"); });
+      CHECK(e.kind() == K::bad_config);
+      if (name == "format_version") CHECK(contains(e.what(), "no format_version"));
+      else if (name == "classifier") CHECK(contains(e.what(), "needs a 'classifier' section"));
+      else CHECK(contains(e.what(), "config field(s) ['" + name + "'] missing"));
+    }
+  }
+  // A mistyped field is reported as unknown (the better news) rather than as missing.
+  json raw = fixture_config("lm_bytes_layernorm_tied");
+  raw["d_modle"] = raw["d_model"];
+  raw.erase("d_model");
+  write_file(tmp / "config.json", raw.dump());
+  CHECK(contains(catch_load_error([&] { (void)load_config(tmp / "config.json"); }).what(), "unknown config field(s) ['d_modle']"));
+  // A config.json that is a FIFO is refused without waiting for a writer.
+  fs::remove(tmp / "config.json");
+  REQUIRE(::mkfifo((tmp / "config.json").c_str(), 0644) == 0);
+  const LoadError fifo = catch_load_error([&] { (void)load_config(tmp / "config.json"); });
+  CHECK(fifo.kind() == K::io);
+  CHECK(contains(fifo.what(), "FIFO"));
 }

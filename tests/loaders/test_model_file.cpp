@@ -1,6 +1,9 @@
 // Model directories: every fixture loads in both modes and holds exactly expected_tensors();
 // copies with a tensor dropped, added, reshaped or retyped are refused as Python refuses them.
+#include <sys/stat.h>
+
 #include <bit>
+#include <chrono>
 #include <set>
 
 #include "loaders/model_file.h"
@@ -9,6 +12,7 @@
 using namespace longvq;
 using namespace longvq::test;
 using K = LoadError::Kind;
+using json = nlohmann::json;
 
 namespace {
 
@@ -186,6 +190,38 @@ TEST_CASE("metadata: another format or version is refused, none is fine", "[mode
   CHECK(contains(err.what(), "metadata format_version is '2' but config.json says 1"));
   write_variant(tmp, "cls_rmsnorm_w0_s1", [](auto&, auto& meta) { meta.clear(); });
   CHECK_NOTHROW(load_model_dir(tmp.path()));
+}
+
+TEST_CASE("a config implying far more tensors than the file holds fails fast", "[model_file]") {
+  TempDir tmp;
+  write_variant(tmp, "lm_bytes_layernorm_tied", [](auto&, auto&) {});
+  json cfg = json::parse(read_file(tmp / "config.json"));
+  cfg["n_layers"] = 1000000;  // listing its 23 million tensors took 14-45 s and 4.6 GB
+  write_file(tmp / "config.json", cfg.dump());
+  const auto t0 = std::chrono::steady_clock::now();
+  const LoadError err = load_error_of(tmp.path());
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(500));
+  CHECK(err.kind() == K::missing_tensor);
+  CHECK(contains(err.what(), "config.json implies 23000001 tensors (n_layers 1000000), the file holds 47"));
+  cfg["n_layers"] = 3;  // a few missing still get the exact message
+  write_file(tmp / "config.json", cfg.dump());
+  CHECK(contains(load_error_of(tmp.path()).what(), "is missing (23 missing in all)"));
+}
+
+TEST_CASE("a model path that is not a directory says what it is", "[model_file]") {
+  TempDir tmp;
+  REQUIRE(::mkfifo((tmp / "fifo").c_str(), 0644) == 0);
+  CHECK(contains(load_error_of(tmp / "fifo").what(), "is a FIFO (named pipe), not a directory"));
+  CHECK(contains(load_error_of("/dev/null").what(), "is a character device, not a directory"));
+  fs::create_symlink(tmp / "b", tmp / "a");
+  fs::create_symlink(tmp / "a", tmp / "b");
+  const LoadError loop = load_error_of(tmp / "a");
+  CHECK(loop.kind() == K::io);
+  CHECK(contains(loop.what(), "is a symbolic link loop"));
+  fs::create_directory(tmp / "m");
+  fs::copy_file(fixtures_dir() / "lm_bytes_layernorm_tied" / "config.json", tmp / "m" / "config.json");
+  fs::create_directory(tmp / "m" / "model.safetensors");
+  CHECK(contains(load_error_of(tmp / "m").what(), "model.safetensors is a directory, not a regular file"));
 }
 
 TEST_CASE("missing directory or files say what to pass", "[model_file]") {

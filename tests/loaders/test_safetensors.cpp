@@ -1,5 +1,7 @@
 // SafetensorsFile: a good file read back in both modes, and a catalogue of broken files, each
 // refused with the right LoadError kind and message, never a crash.
+#include <sys/stat.h>
+
 #include <cmath>
 #include <limits>
 
@@ -242,8 +244,16 @@ TEST_CASE("missing files and directories give io-kind errors", "[safetensors]") 
     CHECK(contains(e.what(), "cannot open"));
     const LoadError d = catch_load_error([&] { SafetensorsFile f(tmp.path(), mode); });
     CHECK(d.kind() == K::io);
-    CHECK(contains(d.what(), "not a regular file"));
+    CHECK(contains(d.what(), "is a directory, not a regular file"));
   }
+  // A FIFO with no writer (a blocking open would wait forever) and a device that never ends.
+  REQUIRE(::mkfifo((tmp / "fifo").c_str(), 0644) == 0);
+  for (const fs::path& p : {tmp / "fifo", fs::path("/dev/zero")})
+    for (LoadMode mode : kModes) {
+      const LoadError e = catch_load_error([&] { SafetensorsFile f(p, mode); });
+      CHECK(e.kind() == K::io);
+      CHECK(contains(e.what(), "not a regular file"));
+    }
 }
 
 TEST_CASE("hostile bytes never crash the reader", "[safetensors]") {

@@ -4,10 +4,12 @@
 3. prefill split anywhere then decode == one prefill == all steps;  4. batched == alone;
 5. save state → restore → continue == continue.   Tolerances: conftest.TOL, relative to scale.
 """
+import numpy as np
 import pytest
 import torch
 
 from conftest import CLS_CONFIGS, LM_CONFIGS, TOL, assert_close, make_inputs, make_model
+from longvq_ref import safetensors_io
 from longvq_ref.state import State, StateError
 
 # Lengths around the window and the block size: n < W, n = W, W + 1, several blocks, n % L ≠ 0.
@@ -154,6 +156,31 @@ def test_state_file_refuses_other_models(tmp_path):
     State.zeros(cfg, 1).save(tmp_path / "s.safetensors", cfg)
     with pytest.raises(StateError, match="made by another model"):
         State.load(tmp_path / "s.safetensors", other)
+
+
+def test_state_file_checksum_refuses_damage_and_version_1_warns(tmp_path):
+    cfg = LM_CONFIGS["layernorm_prenorm_tied"]()
+    path = tmp_path / "s.safetensors"
+    State.zeros(cfg, 2).save(path, cfg)
+    arrays, meta = safetensors_io.read(path)
+    assert meta["version"] == "2" and meta["data_crc32"] == safetensors_io.data_crc32(path)
+    State.load(path, cfg)
+    blob = bytearray(path.read_bytes())
+    blob[-3] ^= 0x10  # one flipped bit in the data
+    (tmp_path / "flip.safetensors").write_bytes(bytes(blob))
+    with pytest.raises(StateError, match="checksum"):
+        State.load(tmp_path / "flip.safetensors", cfg)
+    del meta["data_crc32"]
+    safetensors_io.write(tmp_path / "v1.safetensors", arrays, {**meta, "version": "1"})
+    with pytest.warns(UserWarning, match="version 1 state file has no checksum"):
+        State.load(tmp_path / "v1.safetensors", cfg)
+    safetensors_io.write(tmp_path / "nocrc.safetensors", arrays, meta)
+    with pytest.raises(StateError, match="data_crc32"):
+        State.load(tmp_path / "nocrc.safetensors", cfg)
+    arrays["pos"] = np.array([0, 2**63 - 1], dtype=np.int64)
+    safetensors_io.write(tmp_path / "pos.safetensors", arrays, meta, data_crc32_key="data_crc32")
+    with pytest.raises(StateError, match="outside 0..2147483647"):
+        State.load(tmp_path / "pos.safetensors", cfg)
 
 
 @torch.no_grad()

@@ -3,7 +3,10 @@
 // timed; the state has a fixed size, so the cost per token must not grow with d). For
 // classifiers: sequences per second at each length. Warmup runs, repetitions, mean ± stddev,
 // raw samples, markdown / CSV / JSON.
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -19,6 +22,7 @@
 #include "tools/cli/bench_report.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/common.h"
+#include "tools/cli/flag_checks.h"
 #include "tools/cli/stats.h"
 #include "tools/cli/system_info.h"
 
@@ -63,6 +67,23 @@ void measure(BenchRow& row, const BenchOptions& o, F fn) {
   }
 }
 
+// A directory of our own for the state copies (mkdtemp: in a shared /tmp, nobody else can plant
+// a symbolic link where we write), removed with its contents however the bench ends.
+struct PrivateTempDir {
+  std::filesystem::path path;
+  PrivateTempDir() {
+    std::string name = (std::filesystem::temp_directory_path() / "longvq-bench-XXXXXX").string();
+    if (!::mkdtemp(name.data()))
+      throw std::runtime_error(name + ": cannot create a temporary directory (" + std::strerror(errno) +
+                               "); set TMPDIR to a writable directory");
+    path = name;
+  }
+  ~PrivateTempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
 void note(const std::string& s) {
   if (isatty(STDERR_FILENO)) std::fprintf(stderr, "%s\n", s.c_str());
 }
@@ -88,6 +109,7 @@ std::vector<BenchRow> bench_one(const BenchOptions& o, int threads) {
   std::string plans;
 
   if (cfg.task == ModelConfig::Task::lm) {
+    check_activation_memory(cfg, 1, o.chunk, "--chunk " + group_digits(o.chunk));
     SessionOptions so;
     so.max_batch = 1;
     so.max_chunk = o.chunk;
@@ -113,8 +135,14 @@ std::vector<BenchRow> bench_one(const BenchOptions& o, int threads) {
       });
       rows.push_back(std::move(r));
     }
-    const std::filesystem::path tmp = std::filesystem::temp_directory_path() /
-                                      ("longvq-bench-" + std::to_string(getpid()) + ".state");
+    // A state holds at most kMaxStatePosition tokens: refused before filling it for minutes.
+    for (int64_t d : o.depth)
+      for (int64_t n : o.n_gen)
+        if (d + n > kMaxStatePosition)
+          throw UsageError("-d " + group_digits(d) + " with -n " + group_digits(n) + " passes the longest context a "
+                           "state holds (" + group_digits(kMaxStatePosition) + " tokens): lower -d or -n");
+    const PrivateTempDir scratch;
+    const std::filesystem::path tmp = scratch.path / "depth.state";
     for (int64_t d : o.depth) {
       // Fill the state to depth d once (O(d)); every repetition restarts from a copy of it
       // (a state file: the state's size does not depend on d).
@@ -144,12 +172,11 @@ std::vector<BenchRow> bench_one(const BenchOptions& o, int threads) {
         rows.push_back(std::move(r));
       }
     }
-    std::error_code ec;
-    std::filesystem::remove(tmp, ec);
     plans = session.describe_plans();
   } else {
     const bool real = cfg.embedding.kind == EmbeddingConfig::Kind::real;
     for (int64_t len : o.classify_lengths) {
+      check_activation_memory(cfg, o.batch, len, "--classify-lengths " + group_digits(len) + " with -b " + group_digits(o.batch));
       SessionOptions so;
       so.max_batch = o.batch;
       so.max_length = len;
@@ -189,18 +216,6 @@ std::vector<BenchRow> bench_one(const BenchOptions& o, int threads) {
 
 int run_bench(BenchOptions o) {
   if (o.threads.empty()) o.threads = {0};
-  for (int t : o.threads)
-    if (t < 0) throw UsageError("-t: thread counts must be >= 0 (0 = all cores)");
-  auto positive = [](const std::vector<int64_t>& v, const char* flag, bool zero_ok) {
-    for (int64_t x : v)
-      if (x < 0 || (!zero_ok && x == 0))
-        throw UsageError(std::string(flag) + ": sizes must be " + (zero_ok ? ">= 0" : ">= 1") + ", got " +
-                         std::to_string(x));
-  };
-  positive(o.n_prompt, "-p", false);
-  positive(o.n_gen, "-n", false);
-  positive(o.depth, "-d", true);
-  positive(o.classify_lengths, "--classify-lengths", false);
   std::vector<BenchRow> rows;
   for (int t : o.threads) {
     std::vector<BenchRow> r = bench_one(o, t);
@@ -230,25 +245,26 @@ Command add_bench(CLI::App& root) {
   // bench takes a list of thread counts instead of the common single -t.
   app->remove_option(app->get_option("--threads"));
   app->add_option("-t,--threads", o->threads, "Thread counts to run, e.g. 1,2; 0 = all cores (default)")
-      ->delimiter(',')->type_name("LIST");
+      ->delimiter(',')->type_name("LIST")->check(integer_in(0, kMaxThreads));
   app->add_option("-p,--n-prompt", o->n_prompt, "Prefill sizes (LMs)")
-      ->capture_default_str()->delimiter(',')->type_name("LIST");
-  app->add_option("-n,--n-gen", o->n_gen, "Decode lengths (LMs)")->capture_default_str()->delimiter(',')->type_name("LIST");
+      ->capture_default_str()->delimiter(',')->type_name("LIST")->check(integer_in(1, kMaxSize));
+  app->add_option("-n,--n-gen", o->n_gen, "Decode lengths (LMs)")
+      ->capture_default_str()->delimiter(',')->type_name("LIST")->check(integer_in(1, kMaxSize));
   app->add_option("-d,--depth", o->depth, "Context depths for decode (LMs); 65536 works too, it only takes longer "
                                           "to fill the state once")
-      ->capture_default_str()->delimiter(',')->type_name("LIST");
+      ->capture_default_str()->delimiter(',')->type_name("LIST")->check(integer_in(0, kMaxSize));
   app->add_option("--classify-lengths", o->classify_lengths, "Sequence lengths for classifiers")
-      ->capture_default_str()->delimiter(',')->type_name("LIST");
+      ->capture_default_str()->delimiter(',')->type_name("LIST")->check(integer_in(1, kMaxSize));
   app->add_option("-b,--batch", o->batch, "Sequences per batch for classifiers")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(integer_in(1, kMaxSize));
   app->add_option("-r,--repetitions", o->repetitions, "Timed repetitions per test")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(integer_in(1, 1'000'000));
   app->add_option("--warmup", o->warmup, "Untimed runs before the repetitions")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(integer_in(0, 1'000'000));
   app->add_option("-o,--output", o->output, "Output format: md, csv or json")
       ->capture_default_str()->check(CLI::IsMember({"md", "csv", "json"}));
   app->add_option("--chunk", o->chunk, "Prompt tokens per prefill graph run")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(integer_in(1, kMaxSize));
   app->footer(
       "Examples:\n"
       "  longvq bench                                   # default model: pp512, tg128 at depths 0 and 4096\n"

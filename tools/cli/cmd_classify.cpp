@@ -3,14 +3,14 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <iostream>
 #include <memory>
 #include <numeric>
+#include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -19,10 +19,15 @@
 
 #include "engine/longvq.h"
 #include "tools/cli/commands.h"
+#include "loaders/atomic_file.h"
 #include "tools/cli/common.h"
+#include "tools/cli/finite_check.h"
+#include "tools/cli/flag_checks.h"
 #include "tools/cli/inputs.h"
+#include "tools/cli/process_setup.h"
 #include "tools/cli/progress.h"
 #include "tools/cli/stats.h"
+#include "tools/cli/text_input.h"
 
 namespace longvq::cli {
 
@@ -41,11 +46,24 @@ struct ClassifyOptions {
   int64_t limit = -1;
   int64_t max_length = 65536;
   bool no_progress = false;
+  std::string pixels = "same";
+  int64_t max_input_bytes = kDefaultMaxInputBytes;
 };
+
+ReadOptions read_options(const ClassifyOptions& o) {
+  ReadOptions r;
+  r.limit = o.limit;
+  r.ignore_labels = o.no_labels;
+  r.pixels = o.pixels == "same" ? kSamePixels : o.pixels == "any" ? kAnyPixels : std::stoll(o.pixels);
+  r.max_input_bytes = o.max_input_bytes;
+  return r;
+}
 
 Dataset read_inputs(const ClassifyOptions& o, const InputReader& reader) {
   const bool have_input = !o.input.empty();
   if (!have_input && o.images.empty()) {
+    if (stdin_closed())
+      throw UsageError("no input: stdin is closed; give a FILE (.jsonl, .tsv, *-images-idx3-ubyte) or --images FILE");
     if (is_terminal(STDIN_FILENO))
       throw UsageError("no input: give a FILE (.jsonl, .tsv, *-images-idx3-ubyte), --images FILE, or pipe JSONL on "
                        "stdin");
@@ -57,6 +75,7 @@ Dataset read_inputs(const ClassifyOptions& o, const InputReader& reader) {
   else if (o.format == "idx") fmt = InputFormat::idx;
   else fmt = have_input ? detect_format(o.input) : InputFormat::jsonl;
 
+  const ReadOptions options = read_options(o);
   if (fmt == InputFormat::idx) {
     const std::filesystem::path images = o.images.empty() ? o.input : o.images;
     if (images == "-") throw UsageError("IDX images cannot come from stdin; give the file");
@@ -70,22 +89,16 @@ Dataset read_inputs(const ClassifyOptions& o, const InputReader& reader) {
     }
     if (o.no_labels) labels.reset();
     if (labels) std::fprintf(stderr, "labels: %s\n", labels->string().c_str());
-    return reader.read_idx(images, labels, o.limit);
+    Dataset ds = reader.read_idx(images, labels, options);
+    // The model does not record the image size it was trained on: show the file's (--pixels checks it).
+    std::fprintf(stderr, "images: %s of %lld × %lld pixels\n", group_digits(static_cast<int64_t>(ds.examples.size())).c_str(),
+                 static_cast<long long>(ds.rows), static_cast<long long>(ds.cols));
+    return ds;
   }
-  const bool from_stdin = !have_input || o.input == "-";
-  std::ifstream file;
-  if (!from_stdin) {
-    file.open(o.input, std::ios::binary);
-    if (!file) throw std::runtime_error(o.input + ": cannot open the file (" + std::strerror(errno) + ")");
-  }
-  std::istream& in = from_stdin ? std::cin : file;
-  const std::string name = from_stdin ? "<stdin>" : o.input;
-  Dataset ds = fmt == InputFormat::tsv ? reader.read_tsv(in, name, o.limit) : reader.read_jsonl(in, name, o.limit);
-  if (o.no_labels) {
-    ds.has_labels = false;
-    for (Example& e : ds.examples) e.label = -1;
-  }
-  return ds;
+  const std::string path = have_input ? o.input : "-";
+  std::istringstream in(read_input(path, o.max_input_bytes));  // the input whole: capped, then parsed
+  return fmt == InputFormat::tsv ? reader.read_tsv(in, input_name(path), options)
+                                 : reader.read_jsonl(in, input_name(path), options);
 }
 
 std::string number_list(const float* x, int64_t n, const char* fmt) {
@@ -98,6 +111,17 @@ std::string number_list(const float* x, int64_t n, const char* fmt) {
 }
 
 int run_classify(const ClassifyOptions& o) {
+  const std::vector<std::pair<std::string, std::string>> inputs = {
+      {"the input", o.input}, {"--images", o.images}, {"--labels", o.labels}};
+  if (!o.output.empty()) check_output_path("-o", o.output, inputs);
+  if (!o.metrics_json.empty()) {
+    std::vector<std::pair<std::string, std::string>> taken = inputs;
+    taken.emplace_back("-o", o.output);
+    check_output_path("--metrics-json", o.metrics_json, taken);
+    std::error_code ec;
+    if (o.metrics_json == o.output || (!o.output.empty() && std::filesystem::equivalent(o.metrics_json, o.output, ec)))
+      throw UsageError("--metrics-json " + o.metrics_json + " is also -o; give them different paths");
+  }
   auto model = load_model(o.model);
   const ModelConfig& cfg = model->config();
   InputReader reader(cfg);  // refuses an LM
@@ -123,6 +147,9 @@ int run_classify(const ClassifyOptions& o) {
   so.max_batch = std::min(o.batch, N);
   so.max_length = longest;
   so.threads = o.model.threads;
+  check_activation_memory(cfg, so.max_batch, longest,
+                          "a batch of " + group_digits(so.max_batch) + " inputs of " + group_digits(longest) +
+                              " positions (-b " + group_digits(o.batch) + ")");
   Session session(model, so);
 
   std::vector<float> logits(static_cast<size_t>(N * C));
@@ -145,6 +172,9 @@ int run_classify(const ClassifyOptions& o) {
       else std::copy(e.tokens.begin(), e.tokens.end(), tokens.begin() + b * n);
     }
     std::span<const float> out = real ? session.forward(values, lengths, n) : session.forward(tokens, lengths, n);
+    check_class_logits(model, out, real ? std::span<const int32_t>() : std::span<const int32_t>(tokens),
+                       real ? std::span<const float>(values) : std::span<const float>(), lengths, n,
+                       "input #" + std::to_string(order[static_cast<size_t>(a)]) + "'s batch");
     for (int64_t b = 0; b < B; ++b)
       std::copy_n(out.begin() + b * C, C, logits.begin() + order[static_cast<size_t>(a + b)] * C);
     progress.update(a + B);
@@ -152,13 +182,17 @@ int run_classify(const ClassifyOptions& o) {
   const double seconds = static_cast<double>(now_ns() - t0) * 1e-9;
   progress.finish();
 
-  // Predictions, in input order.
-  std::ofstream file;
-  if (!o.output.empty()) {
-    file.open(o.output, std::ios::binary);
-    if (!file) throw std::runtime_error(o.output + ": cannot write the file (" + std::strerror(errno) + ")");
-  }
-  std::ostream& out = o.output.empty() ? std::cout : file;
+  // Predictions, in input order: to stdout, or whole or not at all to -o (loaders/atomic_file.h).
+  std::optional<AtomicFile> file;
+  if (!o.output.empty()) file.emplace(o.output);
+  std::string out;
+  auto flush = [&](bool last) {
+    if (!last && out.size() < (1u << 20)) return;
+    if (file) file->write(out);
+    else if (std::fwrite(out.data(), 1, out.size(), stdout) != out.size())
+      throw std::runtime_error("could not write the output (stdout: " + std::string(std::strerror(errno)) + ")");
+    out.clear();
+  };
   std::vector<int64_t> confusion(static_cast<size_t>(C * C), 0);
   int64_t correct = 0;
   std::vector<float> probs(static_cast<size_t>(C));
@@ -169,18 +203,20 @@ int run_classify(const ClassifyOptions& o) {
     for (int64_t c = 0; c < C; ++c) sum += std::exp(static_cast<double>(l[c]) - top);
     for (int64_t c = 0; c < C; ++c) probs[static_cast<size_t>(c)] = static_cast<float>(std::exp(static_cast<double>(l[c]) - top) / sum);
     const int64_t pred = std::max_element(l, l + C) - l;
-    out << "{\"index\":" << i << ",\"label\":" << pred << ",\"probs\":" << number_list(probs.data(), C, "%.6g");
-    if (o.logits) out << ",\"logits\":" << number_list(l, C, "%.9g");
-    const int32_t y = ds.examples[static_cast<size_t>(i)].label;
-    if (y >= 0) {
-      out << ",\"target\":" << y;
-      correct += pred == y;
-      ++confusion[static_cast<size_t>(y * C + pred)];
+    const Example& e = ds.examples[static_cast<size_t>(i)];
+    out += "{\"index\":" + std::to_string(i) + (e.id.empty() ? "" : ",\"id\":" + e.id) +
+           ",\"label\":" + std::to_string(pred) + ",\"probs\":" + number_list(probs.data(), C, "%.6g");
+    if (o.logits) out += ",\"logits\":" + number_list(l, C, "%.9g");
+    if (e.label >= 0) {
+      out += ",\"target\":" + std::to_string(e.label);
+      correct += pred == e.label;
+      ++confusion[static_cast<size_t>(e.label * C + pred)];
     }
-    out << "}\n";
+    out += "}\n";
+    flush(false);
   }
-  out.flush();
-  if (!out) throw std::runtime_error((o.output.empty() ? std::string("stdout") : o.output) + ": write failed");
+  flush(true);
+  if (file) file->commit();  // stdout is checked once the command returns (main.cpp)
 
   std::fprintf(stderr, "classified %lld sequences (%lld positions) in %.3f s: %.1f sequences/s, %.0f positions/s "
                "(batch %lld, %d threads)\n",
@@ -210,11 +246,7 @@ int run_classify(const ClassifyOptions& o) {
     metrics["correct"] = correct;
     metrics["confusion"] = rows;
   }
-  if (!o.metrics_json.empty()) {
-    std::ofstream m(o.metrics_json);
-    m << metrics.dump(2) << "\n";
-    if (!m) throw std::runtime_error(o.metrics_json + ": cannot write the file");
-  }
+  if (!o.metrics_json.empty()) write_file_atomically(o.metrics_json, metrics.dump(2) + "\n");
   if (o.model.verbose) std::fprintf(stderr, "\n%s", session.describe_plans().c_str());
   return kExitOk;
 }
@@ -228,13 +260,14 @@ Command add_classify(CLI::App& root) {
   app->description(app->get_description() + ".\n\n" +
       "Classify sequences with a classifier model. Inputs (by extension, or --format):\n"
       "  .jsonl   one object per line: {\"tokens\": [ids]}, {\"text\": \"...\"} (the model's tokenizer) or\n"
-      "           {\"pixels\": [0..255, ...]}, with an optional \"label\"\n"
+      "           {\"pixels\": [0..255, ...]}, with an optional \"label\" and \"id\"\n"
       "  .tsv     ListOps: header 'Source<TAB>Target', then tokens, a tab and the label\n"
       "  IDX      Fashion-MNIST: --images FILE [--labels FILE], or an *-images-idx3-ubyte path (its\n"
       "           *-labels-idx1-ubyte beside it is found by name)\n"
       "  -        JSONL on stdin (also when no input is named and stdin is not a terminal)\n"
       "Sequences are batched by length (-b) and predictions come out in input order, one JSON object per\n"
-      "line: {\"index\", \"label\" (predicted class), \"probs\" (softmax of the logits), \"target\" (if known)}.\n"
+      "line: {\"index\", \"id\" (the input's, if it has one), \"label\" (predicted class), \"probs\" (softmax of the\n"
+      "logits), \"target\" (if known)}. JSONL lines take no other keys; either all lines have a label or none.\n"
       "With labels, accuracy and a confusion matrix go to stderr (and to --metrics-json).");
   add_model_flags(*app, o->model);
   auto* input = app->add_option("input", o->input, "Input file (.jsonl, .tsv, *-images-idx3-ubyte) or '-' for stdin")
@@ -248,15 +281,27 @@ Command add_classify(CLI::App& root) {
   app->add_option("--format", o->format, "Input format: auto (by extension), jsonl, tsv or idx")
       ->capture_default_str()->check(CLI::IsMember({"auto", "jsonl", "tsv", "idx"}));
   app->add_option("-b,--batch", o->batch, "Sequences per forward pass")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(integer_in(1, kMaxSize));
   app->add_option("-o,--output", o->output, "Write the predictions (JSONL) to FILE instead of stdout")
       ->type_name("FILE");
   app->add_option("--metrics-json", o->metrics_json, "Write accuracy, confusion matrix and speed to FILE (JSON)")
       ->type_name("FILE");
   app->add_flag("--logits", o->logits, "Also print the raw class logits of each input");
-  app->add_option("--limit", o->limit, "Classify only the first N inputs")->check(CLI::NonNegativeNumber);
+  app->add_option("--limit", o->limit, "Classify only the first N inputs")->check(integer_in(0));
   app->add_option("--max-length", o->max_length, "Refuse inputs longer than this many positions")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(integer_in(1, kMaxSize));
+  app->add_option("--pixels", o->pixels,
+                  "Pixels per input for pixel models: N (e.g. 784 for 28 × 28 images), same (every input of a file "
+                  "as many as its first) or any (sequences of any length); a model does not record its image size")
+      ->type_name("N|same|any")->capture_default_str()
+      ->check(CLI::Validator(
+          [count = integer_in(1, kMaxSize)](std::string& s) {
+            return s == "same" || s == "any" || count(s).empty() ? std::string()
+                                                                  : "'" + s + "' is not same, any or a whole number "
+                                                                    "from 1 to " + group_digits(kMaxSize);
+          },
+          "", "pixels"));
+  add_max_input_flag(*app, o->max_input_bytes);
   app->add_flag("--no-progress", o->no_progress, "No progress bar (it is only drawn when stderr is a terminal)");
   app->footer(
       "Examples:\n"

@@ -12,6 +12,7 @@
 #include "engine/longvq.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/common.h"
+#include "tools/cli/flag_checks.h"
 #include "tools/cli/system_info.h"
 
 namespace longvq::cli {
@@ -49,6 +50,8 @@ int run_info(const InfoOptions& o) {
   const ModelConfig& c = model->config();
   const bool lm = c.task == ModelConfig::Task::lm;
 
+  check_activation_memory(c, 1, o.length, "--length " + group_digits(o.length));
+  if (lm) check_activation_memory(c, 1, o.chunk, "--chunk " + group_digits(o.chunk));
   // Build every graph kind this model supports at batch 1 (one tiny run each), so that the
   // Session's plans can be described.
   SessionOptions so;
@@ -157,9 +160,9 @@ Command add_info(CLI::App& root) {
       "(sequence; for LMs also prefill and decode). -v prints each plan tensor by tensor.");
   add_model_flags(*app, o->model);
   app->add_option("--chunk", o->chunk, "Prefill chunk the prefill plan is made for")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(integer_in(1, kMaxSize));
   app->add_option("--length", o->length, "Sequence length the sequence plan is made for")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(integer_in(1, kMaxSize));
   app->add_flag("--json", o->json, "Print everything as one JSON object");
   app->footer(
       "Examples:\n"

@@ -18,8 +18,12 @@
 #include "engine/text/tokenizer.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/common.h"
+#include "tools/cli/finite_check.h"
+#include "tools/cli/flag_checks.h"
+#include "tools/cli/process_setup.h"
 #include "tools/cli/progress.h"
 #include "tools/cli/stats.h"
+#include "tools/cli/text_input.h"
 
 namespace longvq::cli {
 
@@ -31,20 +35,18 @@ struct PerplexityOptions {
   int64_t chunk = 512;
   bool json = false;
   bool no_progress = false;
+  int64_t max_input_bytes = kDefaultMaxInputBytes;
 };
 
 int run_perplexity(const PerplexityOptions& o, const CLI::App& app) {
   std::string text;
   std::string name;
-  if (app.count("--file")) {
-    text = read_text_file(o.file);
-    name = o.file == "-" ? "<stdin>" : o.file;
-  } else if (!is_terminal(STDIN_FILENO)) {
-    text = read_stdin();
-    name = "<stdin>";
-  } else {
-    throw UsageError("no text: give -f FILE or pipe the text on stdin");
-  }
+  const std::string path = app.count("--file") ? o.file : "-";
+  if (!app.count("--file") && (stdin_closed() || is_terminal(STDIN_FILENO)))
+    throw UsageError(std::string("no text: ") + (stdin_closed() ? "stdin is closed; " : "") +
+                     "give -f FILE or pipe the text on stdin");
+  text = read_input(path, o.max_input_bytes);
+  name = input_name(path);
 
   auto model = load_model(o.model);
   const ModelConfig& cfg = model->config();
@@ -58,6 +60,10 @@ int run_perplexity(const PerplexityOptions& o, const CLI::App& app) {
     throw std::runtime_error(model->dir().string() + " has no <bos> token; the text is scored after <bos>, as the "
                              "model was trained");
   if (text.empty()) throw std::runtime_error(name + ": the text is empty; nothing to score");
+  if (static_cast<int64_t>(text.size()) > kMaxStatePosition)  // refused now, not hours into the run
+    throw UsageError(name + ": " + group_digits(static_cast<int64_t>(text.size())) + " bytes, more than the longest "
+                     "context a state holds (" + group_digits(kMaxStatePosition) + " tokens): split the text");
+  check_activation_memory(cfg, 1, o.chunk, "--chunk " + group_digits(o.chunk));
   Tokenizer tok(cfg.tokenizer);
   const int32_t bos = tok.special_id("<bos>");
 
@@ -79,7 +85,9 @@ int run_perplexity(const PerplexityOptions& o, const CLI::App& app) {
   const int64_t t0 = now_ns();
   for (int64_t a = 0; a < n; a += o.chunk) {
     const int64_t len = std::min(o.chunk, n - a);
-    std::span<const float> logits = session.prefill(state, std::span(inputs).subspan(static_cast<size_t>(a), static_cast<size_t>(len)));
+    const auto part = std::span(inputs).subspan(static_cast<size_t>(a), static_cast<size_t>(len));
+    std::span<const float> logits = session.prefill(state, part);
+    check_lm_logits(model, logits, part, name + " bytes " + group_digits(a) + ".." + group_digits(a + len - 1));
     for (int64_t i = 0; i < len; ++i) {
       const float* l = logits.data() + i * V;
       const double top = *std::max_element(l, l + V);
@@ -94,6 +102,9 @@ int run_perplexity(const PerplexityOptions& o, const CLI::App& app) {
   progress.finish();
   const double nats_per_byte = nats / static_cast<double>(n);
   const double bpb = nats_per_byte / std::log(2.0);
+  if (!std::isfinite(bpb))  // finite logits give finite losses; this guards the sum itself
+    throw std::runtime_error(name + ": the bits per byte came out as " + strf("%g", bpb) + "; the model's logits "
+                             "are too extreme to score this text");
   const double tps = static_cast<double>(n) / std::max(seconds, 1e-9);
 
   if (o.json) {
@@ -127,7 +138,8 @@ Command add_perplexity(CLI::App& root) {
   app->add_option("-f,--file", o->file, "Text file to score ('-' = stdin; stdin is also used when it is piped)")
       ->type_name("FILE");
   app->add_option("--chunk", o->chunk, "Tokens per prefill graph run (the result does not depend on it)")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(integer_in(1, kMaxSize));
+  add_max_input_flag(*app, o->max_input_bytes);
   app->add_flag("--json", o->json, "Print the result as one JSON object");
   app->add_flag("--no-progress", o->no_progress, "No progress bar (it is only drawn when stderr is a terminal)");
   app->footer(

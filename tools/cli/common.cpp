@@ -17,7 +17,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include "loaders/atomic_file.h"
 #include "loaders/load_error.h"
+#include "tools/cli/flag_checks.h"
 
 #ifndef LONGVQ_DEFAULT_MODEL
 #define LONGVQ_DEFAULT_MODEL "models/austen-lm"
@@ -29,15 +31,18 @@ void add_model_flags(CLI::App& app, ModelFlags& f) {
   app.add_option("-m,--model", f.model,
                  "Model directory (config.json + model.safetensors). Default: $LONGVQ_MODEL if set, else " +
                      default_model_dir().string())
-      ->type_name("DIR");
+      ->type_name("DIR")
+      ->check(not_empty("the model directory is empty; give a directory, or leave -m out for the default model"));
   app.add_option("-t,--threads", f.threads,
                  "CPU threads (default: 0 = all cores, " + std::to_string(effective_threads(0)) + " here)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(integer_in(0, kMaxThreads));
   app.add_option("--backend", f.backend, "Compute backend: auto (cuda when a GPU is present, else cpu), cpu or cuda")
       ->type_name("NAME")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  app.add_flag("--no-mmap", f.no_mmap, "Read the weights into memory instead of mapping the file");
+  app.add_flag("--no-mmap", f.no_mmap,
+               "Read the weights into memory instead of mapping the file (then a change to the file during the run "
+               "cannot affect it; a mapped file truncated mid-run stops the run with an error)");
   app.add_flag("-v,--verbose", f.verbose, "Also print the memory plan of every graph the run built (stderr)");
 }
 
@@ -48,7 +53,10 @@ std::filesystem::path resolve_model_dir(const ModelFlags& flags, std::string* wh
     if (why) *why = "-m";
     return flags.model;
   }
-  if (const char* env = std::getenv("LONGVQ_MODEL"); env && *env) {
+  if (const char* env = std::getenv("LONGVQ_MODEL")) {
+    if (!*env)
+      throw UsageError("LONGVQ_MODEL is set but empty; set it to a model directory, or unset it (unset LONGVQ_MODEL) "
+                       "for the default model " + default_model_dir().string());
     if (why) *why = "LONGVQ_MODEL";
     return env;
   }
@@ -79,28 +87,32 @@ int effective_threads(int threads) { return threads > 0 ? threads : default_cpu_
 
 bool is_terminal(int fd) { return isatty(fd) == 1; }
 
-std::string read_text_file(const std::string& path) {
-  if (path == "-") return read_stdin();
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(path + ": cannot open the file (" + std::strerror(errno) + ")");
-  // The text and its token ids must fit in memory together (ids take 4 bytes per byte).
+void check_output_path(const std::string& flag, const std::string& path,
+                       const std::vector<std::pair<std::string, std::string>>& inputs) {
+  if (const std::string problem = output_path_problem(path); !problem.empty())
+    throw UsageError(flag + " " + path + ": " + problem);
   std::error_code ec;
-  const uintmax_t size = std::filesystem::file_size(path, ec);
-  const double memory = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
-  if (!ec && memory > 0 && 5.0 * static_cast<double>(size) > memory)
-    throw std::runtime_error(path + ": the file is " + human_bytes(static_cast<double>(size)) +
-                             "; it and its tokens would not fit in this machine's " + human_bytes(memory) +
-                             " of memory. Split it into smaller files");
-  std::ostringstream s;
-  s << in.rdbuf();
-  if (in.bad()) throw std::runtime_error(path + ": read failed");
-  return s.str();
+  for (const auto& [input_flag, input] : inputs)
+    if (!input.empty() && input != "-" && std::filesystem::equivalent(path, input, ec))
+      throw UsageError(flag + " " + path + " is the same file as " + input_flag + " " + input +
+                       "; writing it would destroy that input: give another output path");
 }
 
-std::string read_stdin() {
-  std::ostringstream s;
-  s << std::cin.rdbuf();
-  return s.str();
+double physical_memory() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<double>(pages) * static_cast<double>(page) : 0.0;
+}
+
+void check_activation_memory(const ModelConfig& c, int64_t batch, int64_t length, const std::string& flags) {
+  // The widest rows a position has (projections, FFN, LM logits, code scores), in doubles so
+  // that no product overflows however large the flags are.
+  const double widths = static_cast<double>(4 * c.d_model + c.mx_dim() + 2 * c.hidden_dim + c.ffn_dim +
+                                            c.attention.codebook_size + (c.task == ModelConfig::Task::lm ? c.vocab_size : 0));
+  const double need = static_cast<double>(batch) * static_cast<double>(length) * widths * 4.0;
+  const double memory = physical_memory();
+  if (memory > 0 && need > memory)
+    throw UsageError(flags + " would need more than " + human_bytes(need) + " for this model's activations alone, more "
+                     "than this machine's " + human_bytes(memory) + " of memory: use smaller sizes");
 }
 
 std::string group_digits(int64_t v) {
@@ -113,9 +125,9 @@ std::string group_digits(int64_t v) {
 }
 
 std::string human_bytes(double bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
   int u = 0;
-  while (bytes >= 1024 && u < 4) bytes /= 1024, ++u;
+  while (bytes >= 1024 && u < 6) bytes /= 1024, ++u;
   return u == 0 ? strf("%.0f B", bytes) : strf("%.2f %s", bytes, units[u]);
 }
 

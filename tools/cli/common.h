@@ -1,6 +1,6 @@
 // What every subcommand shares: the error kinds and their exit codes, the model flags (-m, -t,
-// --backend, --no-mmap, -v), finding and loading the model, reading text input, and small
-// formatting helpers.
+// --backend, --no-mmap, -v), finding and loading the model, checks of output paths and of the
+// memory a run's sizes imply, and small formatting helpers.
 #pragma once
 
 #include <cstdint>
@@ -8,6 +8,8 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "engine/runtime/model.h"
 
@@ -49,6 +51,7 @@ void add_model_flags(CLI::App& app, ModelFlags& flags);
 // The compiled-in default model directory (models/austen-lm in the source tree).
 std::filesystem::path default_model_dir();
 // -m, else $LONGVQ_MODEL, else the default; `why` says which it was ("-m", "LONGVQ_MODEL", "default").
+// A LONGVQ_MODEL that is set but empty is a UsageError (it must not quietly mean the default).
 std::filesystem::path resolve_model_dir(const ModelFlags& flags, std::string* why = nullptr);
 // Loads the model the flags name. A missing default model gets a message saying how to get
 // one; every loader failure is rethrown as the loader's LoadError.
@@ -58,9 +61,18 @@ std::shared_ptr<const Model> load_model(const ModelFlags& flags);
 int effective_threads(int threads);
 bool is_terminal(int fd);
 
-// Whole file as bytes ("-" = stdin). Throws std::runtime_error naming the file.
-std::string read_text_file(const std::string& path);
-std::string read_stdin();
+// Refuses an output path before the run, not after it (UsageError): one that cannot be written
+// (a directory, a device, a FIFO, a missing directory; loaders/atomic_file.h), or that is the
+// same file as one of `inputs` (flag, path), which writing would destroy. `flag` names it.
+void check_output_path(const std::string& flag, const std::string& path,
+                       const std::vector<std::pair<std::string, std::string>>& inputs);
+
+// This machine's physical memory in bytes (0 when unknown).
+double physical_memory();
+// Refuses sizes whose activations alone could not fit in memory (UsageError naming `flags`,
+// e.g. "--length 4096 with --batch 16"), before a Session plans them: batch × length positions
+// of the model's widest rows, 4 bytes each, a lower bound of what the run needs.
+void check_activation_memory(const ModelConfig& cfg, int64_t batch, int64_t length, const std::string& flags);
 
 // 1234567 → "1,234,567".
 std::string group_digits(int64_t v);

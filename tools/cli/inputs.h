@@ -3,9 +3,14 @@
 // is wrong (InputError, exit 1).
 //
 //   JSONL  one object per line: {"tokens": [ids]} | {"text": "..."} | {"pixels": [0..255]},
-//          optional "label" (int); other keys are ignored; blank lines are skipped
-//   TSV    ListOps: header "Source<TAB>Target", then whitespace-separated tokens, TAB, label
+//          optional "label" (int) and "id" (string or integer, echoed in the predictions); any
+//          other key, or a key twice, is an error; blank lines are skipped. Either every line
+//          has a label or none has.
+//   TSV    ListOps: header "Source<TAB>Target", then whitespace-separated tokens, one TAB, label
 //   IDX    images (magic 0x803, N × rows × cols bytes), labels (magic 0x801, N bytes)
+//
+// Pixel values are whole numbers 0..255 (bytes, as in IDX files). A model does not record the
+// image size it was trained on, so the rule for how many pixels an input has is ReadOptions::pixels.
 #pragma once
 
 #include <cstdint>
@@ -17,6 +22,7 @@
 
 #include "engine/text/tokenizer.h"
 #include "loaders/config.h"
+#include "tools/cli/text_input.h"
 
 namespace longvq::cli {
 
@@ -24,15 +30,28 @@ struct Example {
   std::vector<int32_t> tokens;  // token-embedded models
   std::vector<float> values;    // real-embedded models (pixels, normalized)
   int32_t label = -1;           // -1: unknown
+  std::string id;               // the JSONL "id" as JSON text (echoed in the predictions); "" = none
   int64_t length() const { return static_cast<int64_t>(tokens.empty() ? values.size() : tokens.size()); }
 };
 
 struct Dataset {
   std::vector<Example> examples;
   bool has_labels = false;  // every example has a label
+  int64_t rows = 0, cols = 0;  // IDX: each image's size
 };
 
 enum class InputFormat { jsonl, tsv, idx };
+
+struct ReadOptions {
+  int64_t limit = -1;           // read at most this many examples; < 0 = all
+  bool ignore_labels = false;   // --no-labels: labels are neither read nor checked
+  // Pixels per input, for pixels models: kSamePixels = as many as the first input of the file
+  // (the images of one data set have one size), kAnyPixels = any number, N > 0 = exactly N.
+  int64_t pixels = 0;
+  int64_t max_input_bytes = kDefaultMaxInputBytes;  // IDX files (JSONL and TSV come as streams)
+};
+inline constexpr int64_t kSamePixels = 0;
+inline constexpr int64_t kAnyPixels = -1;
 
 // By extension: .jsonl/.json/.ndjson, .tsv, *idx3-ubyte; "-" (stdin) is JSONL. Throws
 // UsageError for anything else (and for .gz, which must be unpacked first).
@@ -48,16 +67,17 @@ class InputReader {
  public:
   explicit InputReader(const ModelConfig& cfg);
 
-  // `name` is used in messages ("data.jsonl", "<stdin>"); limit < 0 = all.
-  Dataset read_jsonl(std::istream& in, const std::string& name, int64_t limit = -1) const;
-  Dataset read_tsv(std::istream& in, const std::string& name, int64_t limit = -1) const;
+  // `name` is used in messages ("data.jsonl", "<stdin>").
+  Dataset read_jsonl(std::istream& in, const std::string& name, const ReadOptions& options = {}) const;
+  Dataset read_tsv(std::istream& in, const std::string& name, const ReadOptions& options = {}) const;
   Dataset read_idx(const std::filesystem::path& images, const std::optional<std::filesystem::path>& labels,
-                   int64_t limit = -1) const;
+                   const ReadOptions& options = {}) const;
 
  private:
   bool real() const { return cfg_.embedding.kind == EmbeddingConfig::Kind::real; }
   void check_label(int64_t label, const std::string& where) const;
   void finish(Example& e, const std::string& where) const;
+  Example parse_jsonl_line(const std::string& line, const std::string& where, const ReadOptions& options) const;
 
   ModelConfig cfg_;
   Tokenizer tok_;

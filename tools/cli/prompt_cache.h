@@ -20,6 +20,7 @@ namespace longvq::cli {
 void save_prompt_cache(const State& state, int32_t pending, const std::filesystem::path& path);
 
 // The pending token of a state file, if it has one (a State saved by other tools has none).
-std::optional<int32_t> read_pending_token(const std::filesystem::path& path);
+// A value that is not a token id of a `vocab_size` vocabulary is a StateError.
+std::optional<int32_t> read_pending_token(const std::filesystem::path& path, int64_t vocab_size);
 
 }  // namespace longvq::cli

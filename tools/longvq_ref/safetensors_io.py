@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +41,11 @@ def f32_to_bf16(x: np.ndarray) -> np.ndarray:
     return ((bits + rounding) >> 16).astype(np.uint16)
 
 
-def write(path: str | Path, tensors: dict, metadata: dict | None = None, bf16: set | None = None) -> None:
-    """Writes `tensors` (name → numpy array). Names in `bf16` are stored as BF16 from float32."""
+def write(path: str | Path, tensors: dict, metadata: dict | None = None, bf16: set | None = None,
+          data_crc32_key: str | None = None) -> None:
+    """Writes `tensors` (name → numpy array). Names in `bf16` are stored as BF16 from float32.
+    With `data_crc32_key`, the metadata also gets that entry: zlib.crc32 of the whole data area
+    as 8 lowercase hex digits (state files, docs/file-formats.md §3)."""
     bf16 = bf16 or set()
     entries = []
     for name, arr in tensors.items():
@@ -56,6 +60,12 @@ def write(path: str | Path, tensors: dict, metadata: dict | None = None, bf16: s
     # Larger elements first keeps every tensor naturally aligned in an 8-aligned data area.
     entries.sort(key=lambda e: (-DTYPES[e[1]][1], e[0]))
     header, offset = {}, 0
+    metadata = dict(metadata or {})
+    if data_crc32_key:
+        crc = 0
+        for entry in entries:  # the data area is the tensors back to back, in this order
+            crc = zlib.crc32(entry[3], crc)
+        metadata[data_crc32_key] = f"{crc:08x}"
     if metadata:
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     for name, dtype_name, shape, blob in entries:
@@ -117,6 +127,13 @@ def read_header(blob: bytes, where: str):
             raise SafetensorsError(f"{where}: tensors '{n0}' and '{n1}' overlap in the data area; "
                                    f"the file is corrupt")
     return header, metadata, data_start
+
+
+def data_crc32(path: str | Path) -> str:
+    """zlib.crc32 of a file's data area (everything after the header), as 8 lowercase hex digits."""
+    blob = Path(path).read_bytes()
+    _, _, data_start = read_header(blob, str(path))
+    return f"{zlib.crc32(blob[data_start:]):08x}"
 
 
 def read(path: str | Path, bf16_as_f32: bool = True):

@@ -6,10 +6,12 @@ window keys are not quantized); cache_u [B, S, h] per-code sums of values that l
 cache_n [B, S] per-code counts. pos [B] counts the tokens consumed.
 
 A state file is a safetensors file (tensor names below, metadata format/version/config
-fingerprint); see docs/file-formats.md.
+fingerprint, and from version 2 data_crc32, the CRC-32 of the data area); see
+docs/file-formats.md §3. Version 1 files (no checksum) still load, with a warning.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Optional
@@ -20,7 +22,9 @@ from . import safetensors_io
 from .config import Config
 
 STATE_FORMAT = "longvq-state"
-STATE_VERSION = 1
+STATE_VERSION = 2
+CHECKSUM_KEY = "data_crc32"
+MAX_POSITION = 2**31 - 1  # the longest context (per-code counts are int32; engine/runtime/state.h)
 
 
 class StateError(ValueError):
@@ -93,16 +97,27 @@ class State:
                 t = t.to(torch.int32) if name != "pos" else t
             arrays[name] = t.detach().cpu().numpy()
         meta = {"format": STATE_FORMAT, "version": str(STATE_VERSION), "config": cfg.fingerprint()}
-        safetensors_io.write(path, arrays, meta)
+        safetensors_io.write(path, arrays, meta, data_crc32_key=CHECKSUM_KEY)
 
     @staticmethod
     def load(path: str | Path, cfg: Config, dtype=torch.float64) -> "State":
         arrays, meta = safetensors_io.read(path)
         if meta.get("format") != STATE_FORMAT:
             raise StateError(f"{path}: not a longvq state file (format '{meta.get('format')}')")
-        if meta.get("version") != str(STATE_VERSION):
+        if meta.get("version") == str(STATE_VERSION):
+            stored, computed = meta.get(CHECKSUM_KEY), safetensors_io.data_crc32(path)
+            if stored is None:
+                raise StateError(f"{path}: a version {STATE_VERSION} state file needs metadata "
+                                 f"'{CHECKSUM_KEY}', which is missing; the file is corrupt")
+            if stored != computed:
+                raise StateError(f"{path}: the checksum of the state's data does not match (stored {stored}, "
+                                 f"computed {computed}): the file is damaged; recompute the state from the prompt")
+        elif meta.get("version") == "1":
+            warnings.warn(f"{path}: a version 1 state file has no checksum, so damage to it cannot be "
+                          f"detected; save it again to get one")
+        else:
             raise StateError(f"{path}: state version {meta.get('version')} is not supported (this "
-                             f"reader knows {STATE_VERSION}); recompute the state from the prompt")
+                             f"reader knows 1 and {STATE_VERSION}); recompute the state from the prompt")
         if meta.get("config") != cfg.fingerprint():
             raise StateError(f"{path}: the state was made by another model ({meta.get('config')}), "
                              f"not this one ({cfg.fingerprint()}); recompute it with this model")
@@ -120,4 +135,8 @@ class State:
             layers.append(replace(layer, **{
                 f.name: take(f"layers.{i}.{f.name}", getattr(layer, f.name))
                 for f in fields(layer) if getattr(layer, f.name) is not None}))
-        return State(layers, take("pos", template.pos))
+        pos = take("pos", template.pos)
+        if bool(((pos < 0) | (pos > MAX_POSITION)).any()):
+            raise StateError(f"{path}: tensor 'pos' holds a position outside 0..{MAX_POSITION} (the longest "
+                             f"context a state holds); the file is corrupt")
+        return State(layers, pos)
