@@ -31,6 +31,12 @@ const char* finish_reason_name(FinishReason r) {
 std::optional<int32_t> eos_token(const Tokenizer& tok) { return special(tok, "<eos>"); }
 std::optional<int32_t> bos_token(const Tokenizer& tok) { return special(tok, "<bos>"); }
 
+std::string token_piece(const Tokenizer& tok, int32_t id) {
+  std::string piece = tok.decode(std::span<const int32_t>(&id, 1));
+  if (tok.kind() == TokenizerConfig::Kind::vocab) piece.insert(piece.begin(), ' ');  // words follow with a space
+  return piece;
+}
+
 TokenInfo token_info(const Tokenizer& tok, std::span<const float> logits, int32_t id, int top_k) {
   double top = logits[0];
   for (float l : logits) top = std::max(top, static_cast<double>(l));
@@ -39,7 +45,7 @@ TokenInfo token_info(const Tokenizer& tok, std::span<const float> logits, int32_
   const double log_z = top + std::log(sum);
   TokenInfo info;
   info.id = id;
-  info.piece = tok.decode(std::span<const int32_t>(&id, 1));
+  info.piece = token_piece(tok, id);
   info.logprob = static_cast<double>(logits[static_cast<size_t>(id)]) - log_z;
   if (top_k > 0) {
     std::vector<int32_t> ids(logits.size());
@@ -82,7 +88,7 @@ Generation::Step Generation::step(std::span<const float> logits) {
     reason_ = FinishReason::stop;
     s.text = stream_.flush();
   } else {
-    if (params_.logprobs < 0) s.token.piece = tok_.decode(std::span<const int32_t>(&id, 1));
+    if (params_.logprobs < 0) s.token.piece = token_piece(tok_, id);
     s.text = stream_.push(s.token.piece);
     if (stream_.stopped()) reason_ = FinishReason::stop;
     else if (generated_ >= params_.max_tokens) reason_ = FinishReason::length;

@@ -42,6 +42,9 @@ struct TokenInfo {
   std::vector<std::pair<int32_t, double>> top;  // the most likely tokens, most likely first
 };
 
+// The text a generated token adds: its bytes (a vocab model's words each get a leading space).
+std::string token_piece(const Tokenizer& tok, int32_t id);
+
 // log-softmax of `logits` at `id`, and the top-k (ties: lower id first).
 TokenInfo token_info(const Tokenizer& tok, std::span<const float> logits, int32_t id, int top_k);
 

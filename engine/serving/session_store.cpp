@@ -20,7 +20,7 @@ std::string join(const std::vector<int32_t>& v) {
   return s;
 }
 
-std::vector<int32_t> split_ids(const std::string& s, const std::filesystem::path& path, int64_t vocab) {
+std::vector<int32_t> split_ids(const std::string& s, const char* key, const std::filesystem::path& path, int64_t vocab) {
   std::vector<int32_t> out;
   std::stringstream in(s);
   std::string item;
@@ -32,7 +32,8 @@ std::vector<int32_t> split_ids(const std::string& s, const std::filesystem::path
     } catch (const std::exception&) {
     }
     if (used != item.size() || v < 0 || v >= vocab)
-      throw StateError(path.string() + ": metadata " + kRecentKey + " holds '" + item + "', not a token id; the file is corrupt");
+      throw StateError(path.string() + ": metadata " + key + " '" + item + "' is not a token id of this model (0.." +
+                       std::to_string(vocab - 1) + "); the file is corrupt");
     out.push_back(static_cast<int32_t>(v));
   }
   return out;
@@ -55,21 +56,21 @@ void save_context(const SavedContext& ctx, const std::filesystem::path& path, co
   State(model, backend, 1).save(path, meta);  // an empty context: a fresh state
 }
 
-SavedContext load_context(const std::filesystem::path& path, const Model& model, Backend& backend) {
+SavedContext load_context(const std::filesystem::path& path, const Model& model, Backend& backend, std::string* warning) {
   SavedContext ctx;
-  ctx.state.emplace(State::load(path, model, backend));
+  ctx.state.emplace(State::load(path, model, backend, warning));
   if (ctx.state->rows() != 1)
-    throw StateError(path.string() + ": holds " + std::to_string(ctx.state->rows()) +
-                     " sequences; a session is one");
+    throw StateError(path.string() + ": the state holds " + std::to_string(ctx.state->rows()) +
+                     " sequences; a context to continue is exactly one");
   SafetensorsFile file(path, LoadMode::read);
   const auto& meta = file.metadata();
   const int64_t V = model.config().vocab_size;
   if (auto it = meta.find(kPendingKey); it != meta.end()) {
-    const std::vector<int32_t> p = split_ids(it->second, path, V);
+    const std::vector<int32_t> p = split_ids(it->second, kPendingKey, path, V);
     if (p.size() != 1) throw StateError(path.string() + ": metadata " + kPendingKey + " is not one token id; the file is corrupt");
     ctx.pending = p[0];
   }
-  if (auto it = meta.find(kRecentKey); it != meta.end()) ctx.recent = split_ids(it->second, path, V);
+  if (auto it = meta.find(kRecentKey); it != meta.end()) ctx.recent = split_ids(it->second, kRecentKey, path, V);
   return ctx;
 }
 

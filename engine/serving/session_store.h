@@ -38,7 +38,8 @@ bool valid_session_id(const std::string& id);
 // State file + the context's extra metadata (pending token, recent tokens): the format of
 // `generate --state-out` (docs/file-formats.md §3), so either can continue the other's files.
 void save_context(const SavedContext& ctx, const std::filesystem::path& path, const Model& model, Backend& backend);
-SavedContext load_context(const std::filesystem::path& path, const Model& model, Backend& backend);
+SavedContext load_context(const std::filesystem::path& path, const Model& model, Backend& backend,
+                          std::string* warning = nullptr);
 
 class SessionStore {
  public:

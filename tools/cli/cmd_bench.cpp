@@ -38,6 +38,7 @@ struct BenchOptions {
   std::vector<int64_t> depth = {0, 4096};
   std::vector<int64_t> classify_lengths = {784, 2000};
   int64_t batch = 16;
+  std::vector<int64_t> decode_batch = {1};
   int repetitions = 5;
   int warmup = 1;
   std::string output = "md";
@@ -51,9 +52,10 @@ std::vector<int32_t> random_tokens(int64_t n, int64_t vocab, std::mt19937_64& rn
   return t;
 }
 
-void prefill_chunked(Session& s, State& state, std::span<const int32_t> tokens) {
-  const size_t chunk = static_cast<size_t>(s.options().max_chunk);
-  for (size_t a = 0; a < tokens.size(); a += chunk) s.prefill(state, tokens.subspan(a, std::min(chunk, tokens.size() - a)));
+// Row 0 of `state` consumes `tokens` (the session chunks them; only the last logits are kept).
+void prefill(Session& s, State& state, std::span<const int32_t> tokens) {
+  const std::vector<RowTokens> rows = {{0, tokens}};
+  s.prefill(state, rows);
 }
 
 // Runs fn warmup + reps times; records the timed reps (fn returns its own measured ns).
@@ -67,31 +69,11 @@ void measure(BenchRow& row, const BenchOptions& o, F fn) {
   }
 }
 
-// A directory of our own for the state copies (mkdtemp: in a shared /tmp, nobody else can plant
-// a symbolic link where we write), removed with its contents however the bench ends.
-struct PrivateTempDir {
-  std::filesystem::path path;
-  PrivateTempDir() {
-    std::string name = (std::filesystem::temp_directory_path() / "longvq-bench-XXXXXX").string();
-    if (!::mkdtemp(name.data()))
-      throw std::runtime_error(name + ": cannot create a temporary directory (" + std::strerror(errno) +
-                               "); set TMPDIR to a writable directory");
-    path = name;
-  }
-  ~PrivateTempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
-
 void note(const std::string& s) {
   if (isatty(STDERR_FILENO)) std::fprintf(stderr, "%s\n", s.c_str());
 }
 
-std::vector<BenchRow> bench_one(const BenchOptions& o, int threads) {
-  ModelFlags flags = o.model;
-  flags.threads = threads;
-  auto model = load_model(flags);
+std::vector<BenchRow> bench_one(const BenchOptions& o, const std::shared_ptr<const Model>& model, int threads) {
   const ModelConfig& cfg = model->config();
   BenchRow stamp;
   stamp.build_commit = std::string(build_commit());
@@ -110,8 +92,9 @@ std::vector<BenchRow> bench_one(const BenchOptions& o, int threads) {
 
   if (cfg.task == ModelConfig::Task::lm) {
     check_activation_memory(cfg, 1, o.chunk, "--chunk " + group_digits(o.chunk));
+    const int64_t max_b = *std::max_element(o.decode_batch.begin(), o.decode_batch.end());
     SessionOptions so;
-    so.max_batch = 1;
+    so.max_batch = max_b;
     so.max_chunk = o.chunk;
     so.threads = threads;
     Session session(model, so);
@@ -124,13 +107,13 @@ std::vector<BenchRow> bench_one(const BenchOptions& o, int threads) {
       r.unit = "t/s";
       r.n_prompt = n;
       r.items = static_cast<double>(n);
-      r.arena_bytes = static_cast<int64_t>(plan_for(*model, GraphKind::prefill, 1, o.chunk).arena_bytes);
+      r.arena_bytes = static_cast<int64_t>(plan_for(*model, GraphKind::prefill, max_b, o.chunk).arena_bytes);
       note("bench: " + r.test);
       const std::vector<int32_t> tokens = random_tokens(n, V, rng);
       measure(r, o, [&] {
         state.reset();
         const int64_t t = now_ns();
-        prefill_chunked(session, state, tokens);
+        prefill(session, state, tokens);
         return now_ns() - t;
       });
       rows.push_back(std::move(r));
@@ -141,36 +124,37 @@ std::vector<BenchRow> bench_one(const BenchOptions& o, int threads) {
         if (d + n > kMaxStatePosition)
           throw UsageError("-d " + group_digits(d) + " with -n " + group_digits(n) + " passes the longest context a "
                            "state holds (" + group_digits(kMaxStatePosition) + " tokens): lower -d or -n");
-    const PrivateTempDir scratch;
-    const std::filesystem::path tmp = scratch.path / "depth.state";
     for (int64_t d : o.depth) {
-      // Fill the state to depth d once (O(d)); every repetition restarts from a copy of it
-      // (a state file: the state's size does not depend on d).
-      // (Depth 0 goes through the same save/load, so all depths are measured alike.)
-      state.reset();
+      // Fill a state to depth d once (O(d)); every repetition starts each of its rows from a copy
+      // of it (a row copy: the state's size does not depend on d, so neither does the copy).
+      State filled = session.new_state(1);
       if (d > 0) {
         note("bench: filling the state to depth " + std::to_string(d));
-        prefill_chunked(session, state, random_tokens(d, V, rng));
+        prefill(session, filled, random_tokens(d, V, rng));
       }
-      state.save(tmp);
-      for (int64_t n : o.n_gen) {
-        BenchRow r = stamp;
-        r.test = "tg" + std::to_string(n) + (d > 0 ? " @ d" + std::to_string(d) : "");
-        r.unit = "t/s";
-        r.n_gen = n;
-        r.n_depth = d;
-        r.items = static_cast<double>(n);
-        r.arena_bytes = static_cast<int64_t>(plan_for(*model, GraphKind::decode, 1, 1).arena_bytes);
-        note("bench: " + r.test);
-        const std::vector<int32_t> tokens = random_tokens(n, V, rng);
-        measure(r, o, [&] {
-          state = State::load(tmp, *model, session.backend());
-          const int64_t t = now_ns();
-          for (int64_t i = 0; i < n; ++i) session.decode(state, std::span(tokens).subspan(static_cast<size_t>(i), 1));
-          return now_ns() - t;
-        });
-        rows.push_back(std::move(r));
-      }
+      for (int64_t b : o.decode_batch)
+        for (int64_t n : o.n_gen) {
+          BenchRow r = stamp;
+          r.test = "tg" + std::to_string(n) + (b > 1 ? " b" + std::to_string(b) : "") +
+                   (d > 0 ? " @ d" + std::to_string(d) : "");
+          r.unit = "t/s";
+          r.n_gen = n;
+          r.n_depth = d;
+          r.batch = b;
+          r.items = static_cast<double>(n * b);
+          r.arena_bytes = static_cast<int64_t>(plan_for(*model, GraphKind::decode, b, 1).arena_bytes);
+          note("bench: " + r.test);
+          State batch = session.new_state(b);
+          const std::vector<int32_t> tokens = random_tokens(n * b, V, rng);
+          measure(r, o, [&] {
+            for (int64_t row = 0; row < b; ++row) batch.set_row(row, filled, 0);
+            const int64_t t = now_ns();
+            for (int64_t i = 0; i < n; ++i)
+              session.decode(batch, std::span(tokens).subspan(static_cast<size_t>(i * b), static_cast<size_t>(b)));
+            return now_ns() - t;
+          });
+          rows.push_back(std::move(r));
+        }
     }
     plans = session.describe_plans();
   } else {
@@ -216,9 +200,10 @@ std::vector<BenchRow> bench_one(const BenchOptions& o, int threads) {
 
 int run_bench(BenchOptions o) {
   if (o.threads.empty()) o.threads = {0};
+  const auto model = load_model(o.model);  // shared: each thread count is a session of its own
   std::vector<BenchRow> rows;
   for (int t : o.threads) {
-    std::vector<BenchRow> r = bench_one(o, t);
+    std::vector<BenchRow> r = bench_one(o, model, t);
     rows.insert(rows.end(), r.begin(), r.end());
   }
   if (o.output == "csv") write_csv(std::cout, rows);
@@ -236,7 +221,7 @@ Command add_bench(CLI::App& root) {
   app->description(app->get_description() + ".\n\n" +
       "Benchmark a model. Causal LMs: prefill of N random tokens (pp N) and decode of N tokens after a context of\n"
       "d tokens (tg N @ dD; the state is filled to depth d once, untimed, and every repetition restarts from a\n"
-      "copy: decode cost stays flat in d because the state has a fixed size). Classifiers: sequences per second\n"
+      "copy: decode cost stays flat in d because the state has a fixed size), by --decode-batch rows at once. Classifiers: sequences per second\n"
       "for batches of -b random sequences of each --classify-lengths length. Each test runs --warmup untimed\n"
       "times, then -r timed repetitions: mean ± sample stddev, raw samples in JSON. Every row is stamped with\n"
       "the build commit, CPU, threads, parameters, weight bytes, state bytes per sequence and the planned arena\n"
@@ -257,6 +242,9 @@ Command add_bench(CLI::App& root) {
       ->capture_default_str()->delimiter(',')->type_name("LIST")->check(integer_in(1, kMaxSize));
   app->add_option("-b,--batch", o->batch, "Sequences per batch for classifiers")
       ->capture_default_str()->check(integer_in(1, kMaxSize));
+  app->add_option("--decode-batch", o->decode_batch, "Sequences decoding together (LMs; rows of one state, as "
+                                                     "`longvq serve` runs them): tg N bB counts N × B tokens")
+      ->capture_default_str()->delimiter(',')->type_name("LIST")->check(integer_in(1, 65536));
   app->add_option("-r,--repetitions", o->repetitions, "Timed repetitions per test")
       ->capture_default_str()->check(integer_in(1, 1'000'000));
   app->add_option("--warmup", o->warmup, "Untimed runs before the repetitions")
@@ -269,6 +257,7 @@ Command add_bench(CLI::App& root) {
       "Examples:\n"
       "  longvq bench                                   # default model: pp512, tg128 at depths 0 and 4096\n"
       "  longvq bench -p 512,4096 -n 128 -d 0,4096,65536 -r 3 -o json > bench.json\n"
+      "  longvq bench -p 16 -n 64 -d 0 --decode-batch 1,16,64       # batched decode, as the server runs\n"
       "  longvq bench -m models/fashion-seq --classify-lengths 784 -b 32 -t 1,2 -o csv");
   return {app, [o] { return run_bench(*o); }};
 }

@@ -1,10 +1,14 @@
-// longvq generate: prefill a prompt, then sample tokens one by one and stream them to stdout.
+// longvq generate: prefill a prompt, then sample tokens one by one and stream them to stdout; or
+// a conversation (-i); or many prompts from a JSONL file as one continuous batch (--prompts).
+// Sampling, stop strings and log-probabilities are the serving library's (engine/serving), the
+// same code the server runs, so a seed gives the same text here as in `longvq serve`.
 #include <unistd.h>
 
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <iostream>
 #include <limits>
 #include <memory>
 #include <random>
@@ -12,17 +16,19 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "engine/longvq.h"
+#include "engine/serving/generation.h"
+#include "engine/serving/session_store.h"
 #include "engine/text/tokenizer.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/common.h"
 #include "tools/cli/finite_check.h"
 #include "tools/cli/flag_checks.h"
+#include "tools/cli/generate_batch.h"
 #include "tools/cli/process_setup.h"
 #include "tools/cli/progress.h"
-#include "tools/cli/prompt_cache.h"
-#include "engine/serving/sampler.h"
 #include "tools/cli/stats.h"
 #include "tools/cli/text_input.h"
 
@@ -37,6 +43,14 @@ struct GenerateOptions {
   int64_t n_predict = 200;
   SamplerParams sampling;
   int64_t seed = -1;
+  std::vector<std::string> stop;
+  bool ignore_eos = false;
+  int logprobs = -1;
+  bool json = false;
+  bool interactive = false;
+  std::string prompts;  // --prompts FILE.jsonl
+  std::string output;   // -o for --prompts
+  int64_t parallel = 8;
   std::string state_in, state_out;
   bool no_bos = false;
   bool no_display_prompt = false;
@@ -52,43 +66,133 @@ uint64_t random_seed() {
   return (t ^ (uint64_t{rd()} << 32) ^ rd()) & 0x7fffffffffffffffULL;  // printable as a signed flag value
 }
 
-// Prefills `tokens` one chunk per call (so long prompts never hold all their logits) and
-// returns the logits after the last token. Every logit is checked to be finite. A prompt of
-// more than one chunk shows its progress on stderr when that is a terminal.
-std::vector<float> prefill_all(const std::shared_ptr<const Model>& model, Session& session, State& state,
-                               std::span<const int32_t> tokens, bool progress_wanted) {
-  const size_t chunk = static_cast<size_t>(session.options().max_chunk);
-  const size_t V = static_cast<size_t>(session.model().config().vocab_size);
-  Progress progress("prefill", static_cast<int64_t>(tokens.size()), "tok",
-                    progress_wanted && tokens.size() > chunk && Progress::stderr_is_terminal());
-  std::vector<float> last;
-  for (size_t a = 0; a < tokens.size(); a += chunk) {
-    const std::span<const int32_t> part = tokens.subspan(a, std::min(chunk, tokens.size() - a));
-    std::span<const float> logits = session.prefill(state, part);
-    check_lm_logits(model, logits, part, "prompt tokens " + group_digits(static_cast<int64_t>(a)) + ".." +
-                                             group_digits(static_cast<int64_t>(a + part.size() - 1)));
-    if (a + chunk >= tokens.size()) last.assign(logits.end() - static_cast<std::ptrdiff_t>(V), logits.end());
-    progress.update(static_cast<int64_t>(a + part.size()));
-  }
-  return last;
-}
-
 // Writes bytes to stdout now; false once that fails (stdout full or closed, e.g. `| head`).
 bool emit(const std::string& bytes) {
   if (bytes.empty()) return true;
   return std::fwrite(bytes.data(), 1, bytes.size(), stdout) == bytes.size() && std::fflush(stdout) == 0;
 }
 
+// One conversation in row 0 of a 1-row state, carried from turn to turn.
+struct Conversation {
+  std::shared_ptr<const Model> model;
+  const Tokenizer& tok;
+  Session& session;
+  State state;
+  std::optional<int32_t> pending;  // the last token, which the state has not consumed
+  std::vector<int32_t> recent;     // the latest context tokens (repetition penalty)
+  bool shown_any = false;          // whether stdout has text yet (vocab models space words)
+};
+
+struct Timing {
+  int64_t prefilled = 0, decoded = 0, generated = 0;
+  int64_t prefill_ns = 0, decode_ns = 0, sample_ns = 0;
+};
+
+struct Turn {
+  std::string text;
+  std::vector<TokenInfo> tokens;
+  FinishReason reason = FinishReason::none;
+  int64_t prompt_tokens = 0;
+};
+
+// Feeds `feed` (the state's unconsumed tokens, then new ones) and samples until the generation
+// stops. `show` gets each piece of text as it becomes safe to show; false from it stops the
+// turn (stdout closed). Every logit is checked to be finite.
+Turn run_turn(Conversation& c, const std::vector<int32_t>& feed, const GenerationParams& gp, bool progress_wanted,
+              Timing& timing, const std::function<bool(const std::string&)>& show) {
+  const int64_t V = c.model->config().vocab_size;
+  Generation gen(c.tok, gp, eos_token(c.tok));
+  gen.accept_context(c.recent);
+  gen.accept_context(std::span<const int32_t>(feed).subspan(c.pending ? 1 : 0));
+  Turn turn;
+  // With nothing to sample, all but the last token are consumed; it stays pending.
+  const size_t consume = gen.finished() ? feed.size() - 1 : feed.size();
+  turn.prompt_tokens = static_cast<int64_t>(consume);
+  std::vector<float> last;
+  if (consume > 0) {
+    const std::span<const int32_t> part(feed.data(), consume);
+    Progress progress("prefill", static_cast<int64_t>(consume), "tok",
+                      progress_wanted && static_cast<int64_t>(consume) > c.session.options().max_chunk &&
+                          Progress::stderr_is_terminal());
+    const int64_t t0 = now_ns();
+    const std::vector<RowTokens> rows = {{0, part}};
+    auto l = c.session.prefill(c.state, rows, [&](size_t, int64_t a, std::span<const float> logits) {
+      const int64_t len = static_cast<int64_t>(logits.size()) / V;
+      check_lm_logits(c.model, logits, part.subspan(static_cast<size_t>(a), static_cast<size_t>(len)),
+                      "prompt tokens " + group_digits(a) + ".." + group_digits(a + len - 1));
+      progress.update(a + len);
+    });
+    last.assign(l.begin(), l.end());
+    timing.prefill_ns += now_ns() - t0;
+    timing.prefilled += static_cast<int64_t>(consume);
+  }
+  bool out_ok = true;
+  while (!gen.finished()) {
+    const int64_t a = now_ns();
+    Generation::Step step = gen.step(last);
+    timing.sample_ns += now_ns() - a;
+    ++timing.generated;
+    turn.tokens.push_back(step.token);
+    if (!c.shown_any && !step.text.empty() && c.tok.kind() == TokenizerConfig::Kind::vocab && step.text[0] == ' ')
+      step.text.erase(0, 1);  // the first word on an empty line
+    c.shown_any = c.shown_any || !step.text.empty();
+    turn.text += step.text;
+    if (!(out_ok = show(step.text))) break;
+    if (step.finished) break;
+    const int32_t next = step.token.id;
+    const int64_t b = now_ns();
+    std::span<const float> logits = c.session.decode(c.state, std::span(&next, 1));
+    timing.decode_ns += now_ns() - b;
+    ++timing.decoded;
+    check_lm_logits(c.model, logits, std::span(&next, 1), "generated token " + group_digits(timing.generated));
+    last.assign(logits.begin(), logits.end());
+  }
+  turn.reason = gen.finished() ? gen.reason() : FinishReason::cancelled;
+  c.pending = gen.pending() ? gen.pending() : std::optional<int32_t>(feed.back());
+  c.recent = gen.recent();
+  if (!out_ok) turn.reason = FinishReason::error;
+  return turn;
+}
+
+nlohmann::ordered_json turn_json(const Tokenizer& tok, const std::string& prompt, const Turn& t, int logprobs) {
+  nlohmann::ordered_json tokens = nlohmann::ordered_json::array();
+  for (const TokenInfo& k : t.tokens) {
+    nlohmann::ordered_json j = {{"id", k.id}, {"text", to_valid_utf8(k.piece)}};
+    if (logprobs >= 0) {
+      j["logprob"] = k.logprob;
+      nlohmann::ordered_json top = nlohmann::ordered_json::object();
+      for (const auto& [id, lp] : k.top) top[to_valid_utf8(tok.decode(std::span<const int32_t>(&id, 1)))] = lp;
+      if (logprobs > 0) j["top_logprobs"] = top;
+    }
+    tokens.push_back(j);
+  }
+  return {{"prompt", to_valid_utf8(prompt)},
+          {"text", to_valid_utf8(t.text)},
+          {"finish_reason", finish_reason_name(t.reason)},
+          {"tokens", tokens},
+          {"usage", {{"prompt_tokens", t.prompt_tokens}, {"completion_tokens", static_cast<int64_t>(t.tokens.size())}}}};
+}
+
 int run_generate(const GenerateOptions& o, const CLI::App& app) {
-  // Prompt text: -p, -f, or stdin when it is not a terminal.
+  if (o.logprobs >= 0 && !o.json && o.prompts.empty())
+    throw UsageError("--logprobs needs --json (the log-probabilities go into the JSON output)");
+  if (!o.prompts.empty()) {
+    if (o.interactive || app.count("--prompt") || app.count("--file") || !o.state_in.empty() || !o.state_out.empty())
+      throw UsageError("--prompts takes its prompts from the file: not with -p, -f, -i, --state-in or --state-out");
+    BatchOptions b{o.model, o.prompts, o.output, o.parallel, o.chunk, o.n_predict, o.sampling, o.seed, o.stop,
+                   o.ignore_eos, o.logprobs, o.max_prompt, o.max_input_bytes};
+    return run_generate_batch(b);
+  }
+  if (!o.output.empty()) throw UsageError("-o is for --prompts; generate streams its text to stdout");
+  // Prompt text: -p, -f, or stdin when it is not a terminal (in -i stdin is the conversation).
   std::string text;
   if (app.count("--prompt"))
     text = o.prompt;
   else if (app.count("--file"))
     text = read_input(o.file, o.max_input_bytes);
-  else if (stdin_closed())
+  else if (!o.interactive && stdin_closed())
     throw UsageError("no prompt: stdin is closed; give one with -p TEXT (-p '' for none), -f FILE or on stdin");
-  else if (!is_terminal(STDIN_FILENO))
+  else if (!o.interactive && !is_terminal(STDIN_FILENO))
     text = read_input("-", o.max_input_bytes);
 
   const std::filesystem::path model_dir = resolve_model_dir(o.model);
@@ -108,10 +212,7 @@ int run_generate(const GenerateOptions& o, const CLI::App& app) {
     throw UsageError("the prompt has " + group_digits(static_cast<int64_t>(ids.size())) + " tokens, more than --max-prompt " +
                      group_digits(o.max_prompt) + "; raise --max-prompt (the state stays the same size; only the "
                      "prompt's token ids are held in memory) or shorten the prompt");
-  std::optional<int32_t> bos;
-  if (cfg.tokenizer.kind == TokenizerConfig::Kind::bytes)
-    for (const std::string& s : cfg.tokenizer.specials)
-      if (s == "<bos>") bos = tok.special_id("<bos>");
+  const std::optional<int32_t> bos = bos_token(tok);
 
   SessionOptions so;
   so.max_batch = 1;
@@ -119,121 +220,127 @@ int run_generate(const GenerateOptions& o, const CLI::App& app) {
   so.threads = o.model.threads;
   Session session(model, so);
 
-  // What the state has not consumed yet: the cache's pending token, <bos> for a new context,
-  // then the prompt.
-  std::vector<int32_t> feed;
-  std::optional<State> loaded;
+  // The context: a saved one (its state, pending token and recent tokens), or a new one.
+  Conversation c{model, tok, session, session.new_state(1), std::nullopt, {}, false};
   if (!o.state_in.empty()) {
     std::string warning;
-    loaded.emplace(State::load(o.state_in, *model, session.backend(), &warning));
+    SavedContext ctx = load_context(o.state_in, *model, session.backend(), &warning);
     if (!warning.empty()) std::fprintf(stderr, "warning: %s\n", warning.c_str());
-    if (loaded->batch() != 1)
-      throw std::runtime_error(o.state_in + ": the state holds " + std::to_string(loaded->batch()) +
-                               " sequences; generate continues exactly one");
-    if (auto pending = read_pending_token(o.state_in, cfg.vocab_size)) feed.push_back(*pending);
-    else if (ids.empty())
+    c.state.set_row(0, *ctx.state, 0);
+    c.pending = ctx.pending;
+    c.recent = std::move(ctx.recent);
+    if (!c.pending && ids.empty() && !o.interactive)
       throw UsageError(o.state_in + " has no pending token (it was not written by 'longvq generate "
                        "--state-out'), so there is nothing to continue from: give a prompt with -p or -f");
-  } else if (bos && (!o.no_bos || ids.empty())) {
-    feed.push_back(*bos);
   }
+  // What the state has not consumed yet: the pending token, <bos> for a new context, the prompt.
+  std::vector<int32_t> feed;
+  if (c.pending) feed.push_back(*c.pending);
+  else if (o.state_in.empty() && bos && (!o.no_bos || ids.empty())) feed.push_back(*bos);
   feed.insert(feed.end(), ids.begin(), ids.end());
-  if (feed.empty())
+  if (feed.empty() && !o.interactive)
     throw UsageError("the prompt is empty and this model has no <bos> token to start from; give a prompt with "
                      "-p TEXT, -f FILE or on stdin");
-  State state = loaded ? std::move(*loaded) : session.new_state(1);
   // Refused now rather than after the prompt: a run that would pass the longest context.
-  const int64_t will_consume = static_cast<int64_t>(feed.size()) - 1 + o.n_predict;
-  state.check_advance({}, std::max<int64_t>(will_consume, 0));
+  c.state.check_advance({}, std::max<int64_t>(static_cast<int64_t>(feed.size()) - 1 + o.n_predict, 0));
 
   // Build and plan the prefill and decode graphs now (one token on a scratch state), so the
   // timings below measure running them, not setting them up.
   const int64_t t_setup0 = now_ns();
   {
     State scratch = session.new_state(1);
-    session.prefill(scratch, std::span(feed).first(1));
-    session.decode(scratch, std::span(feed).first(1));
+    const int32_t one = feed.empty() ? 0 : feed[0];
+    session.prefill(scratch, std::span(&one, 1));
+    session.decode(scratch, std::span(&one, 1));
   }
   const int64_t t_setup = now_ns() - t_setup0;
 
-  SamplerParams sp = o.sampling;
-  sp.seed = o.seed >= 0 ? static_cast<uint64_t>(o.seed) : random_seed();
-  Sampler sampler(sp);
-  for (int32_t t : feed) sampler.accept(t);
+  GenerationParams gp;
+  gp.sampling = o.sampling;
+  gp.sampling.seed = o.seed >= 0 ? static_cast<uint64_t>(o.seed) : random_seed();
+  gp.max_tokens = o.n_predict;
+  gp.stop = o.stop;
+  gp.stop_at_eos = !o.ignore_eos;
+  gp.logprobs = o.json ? o.logprobs : -1;
+  gp.utf8 = o.json;  // JSON needs whole characters; stdout gets the bytes as they come
 
-  const bool vocab = cfg.tokenizer.kind == TokenizerConfig::Kind::vocab;
-  bool printed_any = false, out_ok = true;
   int out_error = 0;
-  auto show = [&](std::span<const int32_t> toks) {
-    if (toks.empty() || !out_ok) return;
-    std::string s = tok.decode(toks);
-    if (vocab && printed_any) s.insert(s.begin(), ' ');  // vocab tokens are space-separated words
-    printed_any = true;
-    out_ok = emit(s);
-    if (!out_ok) out_error = errno;
+  auto show = [&](const std::string& s) {
+    if (o.json || emit(s)) return true;
+    out_error = errno;
+    return false;
   };
-  if (!o.no_display_prompt) show(ids);
-
-  int32_t pending = feed.back();
-  int64_t prefilled = 0, decoded = 0, generated = 0;
-  int64_t t_prefill = 0, t_decode = 0, t_sample = 0;
-  const int64_t t0 = now_ns();
-  const bool progress = !o.no_progress;
-  if (o.n_predict == 0) {
-    // Consume all but the last token; it stays pending for a later --state-in.
-    if (feed.size() > 1) {
-      prefill_all(model, session, state, std::span(feed).first(feed.size() - 1), progress);
-      prefilled = static_cast<int64_t>(feed.size()) - 1;
-    }
-    t_prefill = now_ns() - t0;
-  } else {
-    std::vector<float> last = prefill_all(model, session, state, feed, progress);
-    prefilled = static_cast<int64_t>(feed.size());
-    t_prefill = now_ns() - t0;
-    for (int64_t i = 0; i < o.n_predict; ++i) {
-      const int64_t a = now_ns();
-      const int32_t next = sampler.sample(last);
-      sampler.accept(next);
-      t_sample += now_ns() - a;
-      ++generated;
-      pending = next;
-      show(std::span(&next, 1));
-      if (!out_ok) break;
-      if (i + 1 < o.n_predict) {
-        const int64_t b = now_ns();
-        std::span<const float> step = session.decode(state, std::span(&next, 1));
-        t_decode += now_ns() - b;
-        ++decoded;
-        check_lm_logits(model, step, std::span(&next, 1), "generated token " + group_digits(generated));
-        last.assign(step.begin(), step.end());
-      }
+  if (!o.no_display_prompt && !o.json && !ids.empty()) {
+    show(tok.decode(ids));
+    c.shown_any = true;
+  }
+  Timing timing;
+  nlohmann::ordered_json turns = nlohmann::ordered_json::array();
+  bool ok = true;
+  if (!feed.empty()) {
+    const Turn t = run_turn(c, feed, gp, !o.no_progress, timing, show);
+    ok = t.reason != FinishReason::error;
+    if (o.json) turns.push_back(turn_json(tok, text, t, o.logprobs));
+  }
+  if (o.interactive) {  // llama-cli style: each line typed is a turn; the state carries across
+    for (uint64_t turn = 1; ok; ++turn) {
+      std::fprintf(stderr, "\n> ");
+      std::fflush(stderr);
+      std::string line;
+      if (!std::getline(std::cin, line)) break;  // Ctrl-D
+      line += '\n';
+      feed.clear();
+      if (c.pending) feed.push_back(*c.pending);
+      else if (bos) feed.push_back(*bos);
+      const std::vector<int32_t> more = tok.encode(line);
+      feed.insert(feed.end(), more.begin(), more.end());
+      if (feed.empty()) continue;
+      c.state.check_advance({}, static_cast<int64_t>(feed.size()) + o.n_predict);
+      GenerationParams tp = gp;
+      tp.sampling.seed = gp.sampling.seed + turn;  // each turn its own draw, still reproducible
+      const Turn t = run_turn(c, feed, tp, !o.no_progress, timing, show);
+      ok = t.reason != FinishReason::error;
+      if (o.json) turns.push_back(turn_json(tok, line, t, o.logprobs));
     }
   }
+  if (ok && o.json) {
+    const std::string out = (o.interactive ? turns.dump(2) : turns.at(0).dump(2)) + "\n";
+    ok = emit(out);
+    if (!ok) out_error = errno;
+  }
   // Text the reader never got: exit 1, and no --state-out continuing it.
-  if (!out_ok)
+  if (!ok)
     throw std::runtime_error("could not write the output (stdout: " + std::string(std::strerror(out_error)) + ")" +
                              (o.state_out.empty() ? "" : "; --state-out was not written"));
   // No newline of our own on stdout: a resumed run's output then continues this one byte for
   // byte. The summary on stderr starts on a fresh line.
-
-  if (!o.state_out.empty()) save_prompt_cache(state, pending, o.state_out);
+  if (!o.state_out.empty()) {
+    SavedContext ctx;
+    ctx.state.emplace(std::move(c.state));
+    ctx.pending = c.pending;
+    ctx.recent = c.recent;
+    save_context(ctx, o.state_out, *model, session.backend());
+    c.state = std::move(*ctx.state);
+  }
 
   // Summary on stderr.
   auto per_s = [](int64_t n, int64_t ns) { return ns > 0 ? 1e9 * static_cast<double>(n) / static_cast<double>(ns) : 0.0; };
   std::fprintf(stderr, "\n");
   std::fprintf(stderr, "setup:    graphs built and planned in %.2f ms on %s\n", t_setup * 1e-6,
                session.backend().name().c_str());
-  std::fprintf(stderr, "prefill:  %lld tokens in %.2f ms (%.1f tokens/s)\n", static_cast<long long>(prefilled),
-               t_prefill * 1e-6, per_s(prefilled, t_prefill));
+  std::fprintf(stderr, "prefill:  %lld tokens in %.2f ms (%.1f tokens/s)\n", static_cast<long long>(timing.prefilled),
+               timing.prefill_ns * 1e-6, per_s(timing.prefilled, timing.prefill_ns));
   std::fprintf(stderr, "decode:   %lld tokens generated, %lld decode steps in %.2f ms (%.1f tokens/s, %.3f ms/token); "
                "sampling %.3f ms/token\n",
-               static_cast<long long>(generated), static_cast<long long>(decoded), t_decode * 1e-6,
-               per_s(decoded, t_decode), decoded ? t_decode * 1e-6 / static_cast<double>(decoded) : 0.0,
-               generated ? t_sample * 1e-6 / static_cast<double>(generated) : 0.0);
+               static_cast<long long>(timing.generated), static_cast<long long>(timing.decoded), timing.decode_ns * 1e-6,
+               per_s(timing.decoded, timing.decode_ns),
+               timing.decoded ? timing.decode_ns * 1e-6 / static_cast<double>(timing.decoded) : 0.0,
+               timing.generated ? timing.sample_ns * 1e-6 / static_cast<double>(timing.generated) : 0.0);
   std::fprintf(stderr, "state:    %s bytes per sequence, constant in the context length; context %lld tokens (%lld "
                "consumed + 1 pending)\n",
-               group_digits(static_cast<int64_t>(state.bytes_per_sequence())).c_str(),
-               static_cast<long long>(state.positions()[0] + 1), static_cast<long long>(state.positions()[0]));
+               group_digits(static_cast<int64_t>(c.state.bytes_per_sequence())).c_str(),
+               static_cast<long long>(c.state.positions()[0] + 1), static_cast<long long>(c.state.positions()[0]));
+  const SamplerParams& sp = gp.sampling;
   if (sp.temperature <= 0)
     std::fprintf(stderr, "sampling: greedy (--temp 0)\n");
   else
@@ -255,14 +362,17 @@ Command add_generate(CLI::App& root) {
                                                   "tokens and stream them to stdout");
   app->description(app->get_description() + ".\n\n" +
       "Generate text with a causal language model. The prompt (-p, -f, or stdin when it is not a terminal) is\n"
-      "prefilled in chunks, then -n tokens are sampled one at a time and streamed to stdout as they are made.\n"
-      "A new context starts with the model's <bos> token when it has one. A summary (prefill and decode speed,\n"
-      "state size, seed) goes to stderr. --state-out saves the context so that --state-in continues it exactly.");
+      "prefilled in chunks, then up to -n tokens are sampled one at a time and streamed to stdout as they are\n"
+      "made; generation stops early at the model's <eos> (when it has one) or a --stop string. A new context\n"
+      "starts with <bos> when the model has one. A summary (prefill and decode speed, state size, seed) goes to\n"
+      "stderr. --state-out saves the context so that --state-in continues it exactly. -i keeps a conversation:\n"
+      "each line typed on stdin is a turn (Ctrl-D ends). --prompts runs a JSONL file of prompts as one\n"
+      "continuous batch, as `longvq serve` does, and writes one JSONL result per prompt, in input order.");
   add_model_flags(*app, o->model);
   auto* prompt = app->add_option("-p,--prompt", o->prompt, "Prompt text")->type_name("TEXT");
   auto* file = app->add_option("-f,--file", o->file, "Read the prompt from FILE ('-' = stdin)")->type_name("FILE");
   prompt->excludes(file);
-  app->add_option("-n,--n-predict", o->n_predict, "Tokens to generate (0 = only consume the prompt)")
+  app->add_option("-n,--n-predict", o->n_predict, "Tokens to generate at most (0 = only consume the prompt)")
       ->capture_default_str()->check(integer_in(0, kMaxSize));
   app->add_option("--temp", o->sampling.temperature, "Temperature; 0 = greedy (always the most likely token)")
       ->capture_default_str()->check(number_in(0));
@@ -279,6 +389,24 @@ Command add_generate(CLI::App& root) {
       ->capture_default_str()->check(integer_in(0, kMaxSize));
   app->add_option("-s,--seed", o->seed, "Sampling seed; -1 = random (printed in the summary so a run can be repeated)")
       ->capture_default_str()->check(integer_in(-1));
+  app->add_option("--stop", o->stop, "Stop when the text contains STR (repeatable); the text before it is kept")
+      ->type_name("STR")->take_all();
+  app->add_flag("--ignore-eos", o->ignore_eos, "Do not stop at the model's <eos>");
+  auto* json = app->add_flag("--json", o->json, "Print one JSON object at the end instead of streaming text: the "
+                                                "prompt, text, finish_reason, every token (id, text) and usage");
+  app->add_option("--logprobs", o->logprobs, "With --json (or --prompts): each token's log-probability and the K "
+                                             "most likely alternatives (0: only the chosen token's)")
+      ->check(integer_in(0, 20))->type_name("K");
+  auto* interactive = app->add_flag("-i,--interactive", o->interactive, "A conversation: after the prompt, each line "
+                                                                         "typed is a turn; the state carries across");
+  app->add_option("--prompts", o->prompts, "Run the prompts of FILE.jsonl ({\"prompt\", \"id\", and optional "
+                                           "max_tokens, seed, temperature, top_k, top_p, min_p, repeat_penalty, "
+                                           "stop}) as one continuous batch; results as JSONL")
+      ->type_name("FILE")->excludes(interactive)->excludes(json);
+  app->add_option("-o,--output", o->output, "With --prompts: write the JSONL results to FILE (atomically) instead of "
+                                            "stdout")->type_name("FILE");
+  app->add_option("--parallel", o->parallel, "With --prompts: sequences decoding at once (also -np)")
+      ->capture_default_str()->check(integer_in(1, 4096));
   app->add_option("--state-in", o->state_in, "Continue the context saved in FILE by --state-out (the prompt, may be "
                                              "empty, is appended)")->type_name("FILE");
   app->add_option("--state-out", o->state_out, "Save the context (prompt + generated tokens) to FILE at the end")
@@ -296,6 +424,9 @@ Command add_generate(CLI::App& root) {
       "Examples:\n"
       "  longvq generate -p \"It is a truth universally acknowledged\" -n 200 --seed 7\n"
       "  longvq generate -m tests/fixtures/lm_bytes_layernorm_tied -p Hello -n 20 --temp 0\n"
+      "  longvq generate -p \"Emma said\" -n 100 --stop . --json --logprobs 3\n"
+      "  longvq generate -i -p \"Mr. Knightley\" -n 80 --stop $'\\n'\n"
+      "  longvq generate --prompts prompts.jsonl -o results.jsonl -np 16\n"
       "  longvq generate -f chapter1.txt -n 0 --state-out ch1.state     # cache a long prompt once\n"
       "  longvq generate --state-in ch1.state -p \"Chapter 2\" -n 300     # ... and continue it later");
   return {app, [o, app] { return run_generate(*o, *app); }};

@@ -34,6 +34,7 @@ struct PerplexityOptions {
   std::string file;
   int64_t chunk = 512;
   bool json = false;
+  bool per_token = false;
   bool no_progress = false;
   int64_t max_input_bytes = kDefaultMaxInputBytes;
 };
@@ -82,22 +83,29 @@ int run_perplexity(const PerplexityOptions& o, const CLI::App& app) {
   const int64_t V = cfg.vocab_size;
   double nats = 0;
   Progress progress("perplexity", n, "tok", !o.no_progress && Progress::stderr_is_terminal());
+  bool out_ok = true;
   const int64_t t0 = now_ns();
-  for (int64_t a = 0; a < n; a += o.chunk) {
-    const int64_t len = std::min(o.chunk, n - a);
-    const auto part = std::span(inputs).subspan(static_cast<size_t>(a), static_cast<size_t>(len));
-    std::span<const float> logits = session.prefill(state, part);
-    check_lm_logits(model, logits, part, name + " bytes " + group_digits(a) + ".." + group_digits(a + len - 1));
+  // One prefill of the whole text (chunked inside); the sink scores each chunk as it comes.
+  const std::vector<RowTokens> rows = {{0, inputs}};
+  session.prefill(state, rows, [&](size_t, int64_t a, std::span<const float> logits) {
+    const int64_t len = static_cast<int64_t>(logits.size()) / V;
+    check_lm_logits(model, logits, std::span(inputs).subspan(static_cast<size_t>(a), static_cast<size_t>(len)),
+                    name + " bytes " + group_digits(a) + ".." + group_digits(a + len - 1));
     for (int64_t i = 0; i < len; ++i) {
       const float* l = logits.data() + i * V;
       const double top = *std::max_element(l, l + V);
       double sum = 0;
       for (int64_t v = 0; v < V; ++v) sum += std::exp(static_cast<double>(l[v]) - top);
       const int32_t target = static_cast<unsigned char>(text[static_cast<size_t>(a + i)]);
-      nats += top + std::log(sum) - static_cast<double>(l[target]);
+      const double nll = top + std::log(sum) - static_cast<double>(l[target]);
+      nats += nll;
+      if (o.per_token && out_ok)  // one line per byte: position, byte, its log-probability (nats)
+        out_ok = std::printf("{\"position\":%lld,\"byte\":%d,\"logprob\":%.9g}\n", static_cast<long long>(a + i),
+                             target, -nll) > 0;
     }
     progress.update(a + len);
-  }
+  });
+  if (!out_ok) throw std::runtime_error("could not write the output (stdout)");
   const double seconds = static_cast<double>(now_ns() - t0) * 1e-9;
   progress.finish();
   const double nats_per_byte = nats / static_cast<double>(n);
@@ -107,7 +115,9 @@ int run_perplexity(const PerplexityOptions& o, const CLI::App& app) {
                              "are too extreme to score this text");
   const double tps = static_cast<double>(n) / std::max(seconds, 1e-9);
 
-  if (o.json) {
+  if (o.per_token) {  // stdout holds the JSONL; the summary goes to stderr
+    std::fprintf(stderr, "bits per byte: %.6f (%s bytes of %s)\n", bpb, group_digits(n).c_str(), name.c_str());
+  } else if (o.json) {
     nlohmann::ordered_json j = {{"model", model->dir().string()}, {"file", name}, {"bytes", n}, {"tokens", n},
                         {"bits_per_byte", bpb}, {"perplexity_per_byte", std::exp(nats_per_byte)},
                         {"nats_per_byte", nats_per_byte}, {"chunk", o.chunk}, {"seconds", seconds},
@@ -140,12 +150,15 @@ Command add_perplexity(CLI::App& root) {
   app->add_option("--chunk", o->chunk, "Tokens per prefill graph run (the result does not depend on it)")
       ->capture_default_str()->check(integer_in(1, kMaxSize));
   add_max_input_flag(*app, o->max_input_bytes);
-  app->add_flag("--json", o->json, "Print the result as one JSON object");
+  auto* json = app->add_flag("--json", o->json, "Print the result as one JSON object");
+  app->add_flag("--per-token", o->per_token, "Print JSONL, one line per byte: {\"position\", \"byte\", \"logprob\"} "
+                                             "(natural log); the summary then goes to stderr")->excludes(json);
   app->add_flag("--no-progress", o->no_progress, "No progress bar (it is only drawn when stderr is a terminal)");
   app->footer(
       "Examples:\n"
       "  longvq perplexity -f data/austen/test.txt\n"
-      "  longvq perplexity -m tests/fixtures/lm_bytes_layernorm_tied -f tests/cli/data/sample.txt --json");
+      "  longvq perplexity -m tests/fixtures/lm_bytes_layernorm_tied -f tests/cli/data/sample.txt --json\n"
+      "  longvq perplexity -f book.txt --per-token > logprobs.jsonl");
   return {app, [o, app] { return run_perplexity(*o, *app); }};
 }
 
