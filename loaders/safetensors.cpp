@@ -290,6 +290,15 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path, LoadMode mod
   data_start_ = parse_file(bytes_.get(), size_, where, metadata_, tensors_);
 }
 
+SafetensorsFile::SafetensorsFile(std::string_view bytes, const std::string& name) : path_(name), mode_(LoadMode::read) {
+  size_ = bytes.size();
+  if (size_ < 8) parse_file(nullptr, size_, name, metadata_, tensors_);  // throws: too short
+  std::byte* p = static_cast<std::byte*>(::operator new[](size_, std::align_val_t{kReadAlign}));
+  bytes_ = std::unique_ptr<std::byte, Release>(p, Release{size_, false});
+  std::memcpy(p, bytes.data(), size_);
+  data_start_ = parse_file(bytes_.get(), size_, name, metadata_, tensors_);
+}
+
 SafetensorsFile::~SafetensorsFile() = default;
 SafetensorsFile::SafetensorsFile(SafetensorsFile&&) noexcept = default;
 SafetensorsFile& SafetensorsFile::operator=(SafetensorsFile&&) noexcept = default;

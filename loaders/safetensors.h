@@ -63,6 +63,9 @@ class SafetensorsFile {
   // Opens and validates `path`; throws LoadError. Anything but a regular file (a FIFO, a
   // directory, a device) is refused without blocking or reading it.
   explicit SafetensorsFile(const std::filesystem::path& path, LoadMode mode = LoadMode::mmap);
+  // The same from bytes in memory (copied into an aligned buffer; e.g. a state kept in Redis).
+  // `name` stands for the path in messages.
+  SafetensorsFile(std::string_view bytes, const std::string& name);
   ~SafetensorsFile();
 
   SafetensorsFile(const SafetensorsFile&) = delete;

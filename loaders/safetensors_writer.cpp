@@ -21,8 +21,8 @@ size_t element_size(const std::string& dtype) {
 
 }  // namespace
 
-void write_safetensors(const std::filesystem::path& path, std::vector<TensorToWrite> tensors,
-                       const std::map<std::string, std::string>& metadata, const std::string& data_crc32_key) {
+std::string safetensors_bytes(std::vector<TensorToWrite> tensors, const std::map<std::string, std::string>& metadata,
+                              const std::string& data_crc32_key) {
   // Larger elements first keeps every tensor aligned (the Python writer does the same).
   std::stable_sort(tensors.begin(), tensors.end(), [](const TensorToWrite& a, const TensorToWrite& b) {
     size_t sa = element_size(a.dtype), sb = element_size(b.dtype);
@@ -44,15 +44,18 @@ void write_safetensors(const std::filesystem::path& path, std::vector<TensorToWr
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');
   const uint64_t header_len = text.size();
-
-  AtomicFile file(path);
-  unsigned char len_bytes[8];
-  for (int i = 0; i < 8; ++i) len_bytes[i] = static_cast<unsigned char>(header_len >> (8 * i));
-  file.write(len_bytes, 8);
-  file.write(text);
+  std::string out;
+  out.reserve(8 + text.size() + offset);
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>(header_len >> (8 * i)));
+  out += text;
   for (const TensorToWrite& t : tensors)
-    if (t.nbytes) file.write(t.data, t.nbytes);
-  file.commit();
+    if (t.nbytes) out.append(static_cast<const char*>(t.data), t.nbytes);
+  return out;
+}
+
+void write_safetensors(const std::filesystem::path& path, std::vector<TensorToWrite> tensors,
+                       const std::map<std::string, std::string>& metadata, const std::string& data_crc32_key) {
+  write_file_atomically(path, safetensors_bytes(std::move(tensors), metadata, data_crc32_key));
 }
 
 }  // namespace longvq

@@ -22,5 +22,8 @@ struct TensorToWrite {
 // CRC-32 of the whole data area as 8 hex digits (crc32.h), which a reader checks.
 void write_safetensors(const std::filesystem::path& path, std::vector<TensorToWrite> tensors,
                        const std::map<std::string, std::string>& metadata, const std::string& data_crc32_key = "");
+// The bytes such a file holds (for a state kept elsewhere than a file, e.g. in Redis).
+std::string safetensors_bytes(std::vector<TensorToWrite> tensors, const std::map<std::string, std::string>& metadata,
+                              const std::string& data_crc32_key = "");
 
 }  // namespace longvq

@@ -17,8 +17,8 @@ profile="${1:-test}"
 run_packages=(
   build-essential cmake ninja-build pkg-config
   libcli11-dev nlohmann-json3-dev
-  # longvq serve
-  libcpp-httplib-dev
+  # longvq serve, and its --session-store redis://
+  libcpp-httplib-dev libhiredis-dev
 )
 
 test_packages=(
@@ -30,8 +30,9 @@ test_packages=(
   # tools/sanitize.sh (part of tools/test.sh): clang with its sanitizer and libFuzzer runtimes,
   # and LLVM's OpenMP for the clang builds.
   clang libclang-rt-14-dev libomp-14-dev
-  # the server tests' HTTP client beside Python's standard library
-  curl
+  # the server tests' HTTP client beside Python's standard library, and the services the
+  # multi-replica tests start (tests/server/test_replicas.py)
+  curl redis-server nginx
 )
 
 case "$profile" in

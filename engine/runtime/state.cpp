@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "engine/runtime/state_layout.h"
+#include "loaders/atomic_file.h"
 #include "loaders/crc32.h"
 #include "loaders/safetensors.h"
 #include "loaders/safetensors_writer.h"
@@ -183,7 +184,7 @@ void State::set_row(int64_t row, const State& src, int64_t src_row) {
   pos_[static_cast<size_t>(row)] = src.pos_[static_cast<size_t>(src_row)];
 }
 
-void State::save(const std::filesystem::path& path, const std::map<std::string, std::string>& extra_metadata) const {
+std::string State::to_bytes(const std::map<std::string, std::string>& extra_metadata) const {
   std::vector<const Slot*> order;  // by name, as the files have always been written
   for (const Slot& s : slots_) order.push_back(&s);
   std::sort(order.begin(), order.end(), [](const Slot* a, const Slot* b) { return a->name < b->name; });
@@ -198,7 +199,11 @@ void State::save(const std::filesystem::path& path, const std::map<std::string, 
   meta["format"] = kStateFormat;
   meta["version"] = std::to_string(kStateVersion);
   meta["config"] = model_->config().fingerprint();
-  write_safetensors(path, std::move(tensors), meta, kStateChecksumKey);
+  return safetensors_bytes(std::move(tensors), meta, kStateChecksumKey);
+}
+
+void State::save(const std::filesystem::path& path, const std::map<std::string, std::string>& extra_metadata) const {
+  write_file_atomically(path, to_bytes(extra_metadata));
 }
 
 void State::save_row(const std::filesystem::path& path, int64_t row,
@@ -207,7 +212,16 @@ void State::save_row(const std::filesystem::path& path, int64_t row,
 }
 
 State State::load(const std::filesystem::path& path, const Model& model, Backend& backend, std::string* warning) {
-  SafetensorsFile file(path, LoadMode::read);
+  return from_file(SafetensorsFile(path, LoadMode::read), model, backend, warning);
+}
+
+State State::from_bytes(std::string_view bytes, const std::string& name, const Model& model, Backend& backend,
+                        std::string* warning) {
+  return from_file(SafetensorsFile(bytes, name), model, backend, warning);
+}
+
+State State::from_file(const SafetensorsFile& file, const Model& model, Backend& backend, std::string* warning) {
+  const std::filesystem::path& path = file.path();
   auto meta = [&](const std::string& key) {
     auto it = file.metadata().find(key);
     return it == file.metadata().end() ? std::string() : it->second;

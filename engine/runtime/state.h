@@ -14,12 +14,15 @@
 #include <map>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/backends/backend.h"
 #include "engine/runtime/model.h"
 
 namespace longvq {
+
+class SafetensorsFile;
 
 inline constexpr const char* kStateFormat = "longvq-state";
 // Version 2 adds the CRC-32 of the data area (metadata "data_crc32"); version 1 files, which have
@@ -76,6 +79,11 @@ class State {
   // version 1 file: no checksum) sets *warning, when given, to that word; nothing is printed.
   static State load(const std::filesystem::path& path, const Model& model, Backend& backend,
                     std::string* warning = nullptr);
+  // The same format in memory (a state kept elsewhere than a file, e.g. in Redis); `name` stands
+  // for the path in messages.
+  std::string to_bytes(const std::map<std::string, std::string>& extra_metadata = {}) const;
+  static State from_bytes(std::string_view bytes, const std::string& name, const Model& model, Backend& backend,
+                          std::string* warning = nullptr);
   // One row as a 1-row state file, and a 1-row state file into one row.
   void save_row(const std::filesystem::path& path, int64_t row,
                 const std::map<std::string, std::string>& extra_metadata = {}) const;
@@ -93,6 +101,7 @@ class State {
     int32_t empty_value;
   };
   void check_row(int64_t row, const char* what) const;
+  static State from_file(const SafetensorsFile& file, const Model& model, Backend& backend, std::string* warning);
   void reset_rows(int64_t first, int64_t count);
   void upload_positions();
 

@@ -191,6 +191,7 @@ void Scheduler::admit() {
       job->prompt_count_ = static_cast<int64_t>(s->feed_end);
       if (s->feed_end == 0) retire(*s, FinishReason::length);
     } catch (const std::exception& e) {
+      job->store_unavailable_ = dynamic_cast<const StoreUnavailable*>(&e) != nullptr;
       retire(*s, FinishReason::error, e.what());
     }
   }
@@ -328,6 +329,7 @@ void Scheduler::retire(Slot& s, FinishReason reason, const std::string& error) {
       options_.sessions->release(job->session);
       job->reason_ = FinishReason::error;
       job->error_ = std::string("the session could not be saved: ") + e.what();
+      job->store_unavailable_ = dynamic_cast<const StoreUnavailable*>(&e) != nullptr;
     }
   }
   s.taken.reset();

@@ -72,6 +72,7 @@ class Job {
   // --- results, valid once it ended ---
   FinishReason finish_reason() const { return reason_; }
   const std::string& error() const { return error_; }  // when finish_reason() is error
+  bool store_unavailable() const { return store_unavailable_; }  // the error: the session store was down
   const std::string& text() const { return text_; }
   const std::vector<TokenInfo>& tokens() const { return tokens_; }          // sampled
   const std::vector<TokenInfo>& prompt_tokens_info() const { return prompt_info_; }  // with prompt_logprobs
@@ -93,6 +94,7 @@ class Job {
   std::vector<TokenInfo> tokens_, prompt_info_;
   int64_t prompt_count_ = 0;
   double ttft_ = 0;
+  bool store_unavailable_ = false;
   std::chrono::steady_clock::time_point submitted_;
 };
 

@@ -48,22 +48,22 @@ bool valid_session_id(const std::string& id) {
   return true;
 }
 
-void save_context(const SavedContext& ctx, const std::filesystem::path& path, const Model& model, Backend& backend) {
+namespace {
+
+std::map<std::string, std::string> context_metadata(const SavedContext& ctx) {
   std::map<std::string, std::string> meta;
   if (ctx.pending) meta[kPendingKey] = std::to_string(*ctx.pending);
   if (!ctx.recent.empty()) meta[kRecentKey] = join(ctx.recent);
-  if (ctx.state) return ctx.state->save(path, meta);
-  State(model, backend, 1).save(path, meta);  // an empty context: a fresh state
+  return meta;
 }
 
-SavedContext load_context(const std::filesystem::path& path, const Model& model, Backend& backend, std::string* warning) {
+SavedContext context_of(State state, const SafetensorsFile::MetadataMap& meta, const std::filesystem::path& path,
+                        const Model& model) {
   SavedContext ctx;
-  ctx.state.emplace(State::load(path, model, backend, warning));
-  if (ctx.state->rows() != 1)
-    throw StateError(path.string() + ": the state holds " + std::to_string(ctx.state->rows()) +
+  if (state.rows() != 1)
+    throw StateError(path.string() + ": the state holds " + std::to_string(state.rows()) +
                      " sequences; a context to continue is exactly one");
-  SafetensorsFile file(path, LoadMode::read);
-  const auto& meta = file.metadata();
+  ctx.state.emplace(std::move(state));
   const int64_t V = model.config().vocab_size;
   if (auto it = meta.find(kPendingKey); it != meta.end()) {
     const std::vector<int32_t> p = split_ids(it->second, kPendingKey, path, V);
@@ -72,6 +72,28 @@ SavedContext load_context(const std::filesystem::path& path, const Model& model,
   }
   if (auto it = meta.find(kRecentKey); it != meta.end()) ctx.recent = split_ids(it->second, kRecentKey, path, V);
   return ctx;
+}
+
+}  // namespace
+
+void save_context(const SavedContext& ctx, const std::filesystem::path& path, const Model& model, Backend& backend) {
+  if (ctx.state) return ctx.state->save(path, context_metadata(ctx));
+  State(model, backend, 1).save(path, context_metadata(ctx));  // an empty context: a fresh state
+}
+
+SavedContext load_context(const std::filesystem::path& path, const Model& model, Backend& backend, std::string* warning) {
+  State state = State::load(path, model, backend, warning);
+  return context_of(std::move(state), SafetensorsFile(path, LoadMode::read).metadata(), path, model);
+}
+
+std::string context_bytes(const SavedContext& ctx, const Model& model, Backend& backend) {
+  if (ctx.state) return ctx.state->to_bytes(context_metadata(ctx));
+  return State(model, backend, 1).to_bytes(context_metadata(ctx));
+}
+
+SavedContext context_from_bytes(std::string_view bytes, const std::string& name, const Model& model, Backend& backend) {
+  State state = State::from_bytes(bytes, name, model, backend);
+  return context_of(std::move(state), SafetensorsFile(bytes, name).metadata(), name, model);
 }
 
 LocalSessionStore::LocalSessionStore(const Model& model, Backend& backend, size_t memory_budget,

@@ -40,6 +40,15 @@ bool valid_session_id(const std::string& id);
 void save_context(const SavedContext& ctx, const std::filesystem::path& path, const Model& model, Backend& backend);
 SavedContext load_context(const std::filesystem::path& path, const Model& model, Backend& backend,
                           std::string* warning = nullptr);
+// The same format in memory (a context kept in Redis); `name` stands for the path in messages.
+std::string context_bytes(const SavedContext& ctx, const Model& model, Backend& backend);
+SavedContext context_from_bytes(std::string_view bytes, const std::string& name, const Model& model, Backend& backend);
+
+// The session store cannot be reached (a Redis down): the server answers 503 and retries later.
+class StoreUnavailable : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 class SessionStore {
  public:
@@ -48,6 +57,7 @@ class SessionStore {
     int64_t in_memory = 0, on_disk = 0;
     int64_t memory_bytes = 0;
     int64_t evicted = 0;  // dropped for the memory budget with no directory to spill to
+    int64_t errors = 0;   // operations that failed because the store was unavailable
   };
 
   virtual ~SessionStore() = default;

@@ -52,6 +52,15 @@ Command add_serve(CLI::App& root) {
                                                    "(atomic writes)")->type_name("DIR");
   app->add_option("--session-memory", o->session_memory, "Bytes of sessions held in memory")
       ->capture_default_str()->check(CLI::Range(int64_t{0}, int64_t{1} << 50));
+  app->add_option("--session-store", o->session_store, "Keep sessions in Redis instead (redis://HOST:PORT[/DB]): "
+                                                       "every replica behind a load balancer resumes every session")
+      ->type_name("URL");
+  app->add_option("--session-ttl", o->session_ttl, "Seconds a session in --session-store lives unused")
+      ->capture_default_str()->check(CLI::Range(1.0, 1e9));
+  app->add_option("--session-lock-ttl", o->session_lock_ttl, "Seconds a replica's hold on a session in "
+                                                              "--session-store outlives the replica (refreshed while "
+                                                              "it runs)")
+      ->capture_default_str()->check(CLI::Range(0.1, 1e6));
   app->add_option("--http-threads", o->http_threads, "HTTP worker threads (0: 4 × --parallel + 16; each streaming "
                                                      "request holds one)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);

@@ -24,6 +24,7 @@
 #include "engine/serving/session_store.h"
 #include "tools/server/api.h"
 #include "tools/server/classify_endpoint.h"
+#include "tools/server/redis_session_store.h"
 
 namespace longvq::server {
 
@@ -107,7 +108,14 @@ class Server {
     limits_.max_tokens = o.n_predict;
     if (model_->config().task == ModelConfig::Task::lm) {
       store_session_.emplace(model_, SessionOptions{.threads = 1});
-      store_.emplace(*model_, store_session_->backend(), static_cast<size_t>(o.session_memory), o.session_dir);
+      if (!o.session_store.empty())
+        store_ = std::make_unique<RedisSessionStore>(
+            *model_, store_session_->backend(), parse_redis_url(o.session_store),
+            std::chrono::seconds(static_cast<int64_t>(o.session_ttl)),
+            std::chrono::milliseconds(static_cast<int64_t>(o.session_lock_ttl * 1000)));
+      else
+        store_ = std::make_unique<LocalSessionStore>(*model_, store_session_->backend(),
+                                                     static_cast<size_t>(o.session_memory), o.session_dir);
       state_bytes_ = static_cast<int64_t>(store_session_->new_state(1).bytes_per_sequence());
       SchedulerOptions so;
       so.slots = o.parallel;
@@ -115,7 +123,7 @@ class Server {
       so.prefill_budget = o.prefill_budget;
       so.max_queue = o.max_queue > 0 ? o.max_queue : 4 * o.parallel;
       so.threads = o.threads;
-      so.sessions = &*store_;
+      so.sessions = store_.get();
       scheduler_.emplace(model_, *tok_, so);
     } else {
       classifier_.emplace(model_, *tok_, ClassifyEndpoint::Limits{o.threads, o.parallel, o.max_length, o.max_inputs});
@@ -189,6 +197,9 @@ class Server {
         std::rethrow_exception(ep);
       } catch (const ApiError& e) {
         send_error(res, e);
+      } catch (const StoreUnavailable& e) {
+        res.set_header("Retry-After", "1");
+        send_error(res, ApiError(503, e.what()));
       } catch (const std::exception& e) {
         send_error(res, ApiError(500, std::string("internal error: ") + e.what()));
       }
@@ -296,10 +307,13 @@ class Server {
       s += gauge("longvq_queue_depth", "Requests waiting for a slot.", static_cast<double>(st.queued));
       const auto ss = store_->stats();
       s += gauge("longvq_sessions_in_memory", "Sessions held in memory.", static_cast<double>(ss.in_memory));
-      s += gauge("longvq_sessions_on_disk", "Sessions parked in --session-dir.", static_cast<double>(ss.on_disk));
+      s += gauge("longvq_sessions_on_disk", "Sessions parked in --session-dir, or held in --session-store.",
+                 static_cast<double>(ss.on_disk));
       s += gauge("longvq_sessions_memory_bytes", "Bytes of the sessions held in memory.", static_cast<double>(ss.memory_bytes));
       s += counter("longvq_sessions_evicted_total", "Sessions dropped for the memory budget (no --session-dir).",
                    static_cast<double>(ss.evicted));
+      s += counter("longvq_session_store_errors_total", "Session store operations that failed: the store was down.",
+                   static_cast<double>(ss.errors));
       s += scheduler_->ttft().prometheus("longvq_time_to_first_token_seconds", "From a request's arrival to its first token.");
       s += scheduler_->inter_token().prometheus("longvq_inter_token_latency_seconds", "Between consecutive tokens of a request.");
     }
@@ -312,7 +326,7 @@ class Server {
   std::string name_;
   Limits limits_;
   std::optional<Session> store_session_;  // the memory parked sessions live in
-  std::optional<LocalSessionStore> store_;
+  std::unique_ptr<SessionStore> store_;
   std::optional<Scheduler> scheduler_;
   std::optional<ClassifyEndpoint> classifier_;
   httplib::Server svr_;
@@ -373,7 +387,7 @@ void Server::completions(const httplib::Request& req, httplib::Response& res) {
   };
   auto failure = [job]() -> std::optional<ApiError> {
     switch (job->finish_reason()) {
-      case FinishReason::error: return ApiError(500, job->error());
+      case FinishReason::error: return ApiError(job->store_unavailable() ? 503 : 500, job->error());
       case FinishReason::timeout: return ApiError(504, "the request ran past the server's --timeout; raise it or ask for fewer tokens");
       case FinishReason::cancelled: return ApiError(503, "the request was cancelled: the server is shutting down");
       default: return std::nullopt;

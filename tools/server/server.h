@@ -38,6 +38,9 @@ struct ServerOptions {
   std::string api_key;
   std::string session_dir;       // "" = sessions in memory only
   int64_t session_memory = int64_t{1} << 30;  // bytes of sessions held in memory
+  std::string session_store;     // redis://HOST:PORT[/DB]: sessions in Redis instead (any replica resumes any)
+  double session_ttl = 86400;    // seconds a session in Redis lives unused
+  double session_lock_ttl = 10;  // seconds a dead replica's hold on a session lasts
   bool verbose = false;
 };
 
