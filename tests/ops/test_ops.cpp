@@ -520,6 +520,20 @@ TEST_CASE("ema: backend == ref, causal/bidirectional, lengths, state", "[ema]") 
 TEST_CASE("mix_gates: backend == ref", "[mix_gates]") { run_all(mix_gates_cases(), 1e-6); }
 TEST_CASE("vq_codes: backend == ref exactly", "[vq_codes]") { run_all(vq_codes_cases(), 0.0); }
 TEST_CASE("vq_attention: backend == ref, every mode", "[vq_attention]") { run_all(attention_cases(), 1e-5); }
+// A large codebook and window: 56 KiB of shared memory per block on CUDA (bidirectional), more
+// than the 48 KiB a kernel gets without opting in to the device's maximum.
+TEST_CASE("vq_attention: S = 4096, W = 1024, bidirectional and causal, backend == ref", "[vq_attention]") {
+  Rng r(17);
+  std::vector<Case> cs;
+  for (bool bidir : {true, false}) cs.push_back(make_attention(r, {1, 1100, 4, 4, 4096, 1024, true, bidir, false, false, {}}));
+  if (testing_cuda())
+    for (const Case& c : cs) CHECK(cuda_backend().unsupported_reason(c.call()).empty());
+  run_all(cs, 1e-5);
+  if (testing_cuda()) {  // a codebook no GPU has the shared memory for is refused, and says why
+    const Case huge = make_attention(r, {1, 3, 2, 2, 1 << 16, 4, true, true, false, false, {}});
+    CHECK_THAT(cuda_backend().unsupported_reason(huge.call()), Catch::Contains("this GPU allows"));
+  }
+}
 TEST_CASE("mul, add, gated_residual: backend == ref, in place too", "[mul][add][gated_residual]") {
   run_all(elementwise_cases(), 1e-6);
 }
