@@ -64,7 +64,7 @@ namespace {
 
 using Plan = CudaFftPlans::Plan;
 
-constexpr size_t kMaxFftPlans = 48;                          // 3 per (F, B): 16 call shapes
+constexpr size_t kMaxFftPlans = 128;  // ≤ 3 per call shape (F, B·d); a plan without work area is small
 constexpr size_t kMaxFftScratchBytes = size_t{2} << 30;      // beyond: the scan (it needs none)
 constexpr size_t kAlign = 256;
 

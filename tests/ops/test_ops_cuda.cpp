@@ -86,8 +86,14 @@ void check_ema_forms(const Case& c) {
     FAIL_CHECK(c.name << ": " << err);
   if (std::string err = device_runs(c, ref, kScanTol, device_kernel(scan_backend()), "cuda scan", &scan); !err.empty())
     FAIL_CHECK(c.name << ": " << err);
-  if (!fft.out.empty() && !scan.out.empty())
-    if (std::string err = compare(scan, fft, kScanTol); !err.empty()) FAIL_CHECK(c.name << ": fft form vs scan: " << err);
+  if (fft.out.empty() || scan.out.empty()) return;
+  if (std::string err = compare(scan, fft, kScanTol); !err.empty()) FAIL_CHECK(c.name << ": fft form vs scan: " << err);
+  // The two forms round differently: identical bits on a non-trivial case would mean the FFT
+  // backend quietly took the scan (e.g. a full plan cache).
+  if (!c.params.stateful && c.in[0].shape()[1] >= 7 && c.in[1].shape()[1] >= 2) {
+    INFO(c.name << ": the FFT form's output equals the scan's bit for bit");
+    CHECK_FALSE(compare(scan, fft, -1).empty());
+  }
 }
 
 }  // namespace
