@@ -21,7 +21,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <memory>
@@ -31,6 +30,7 @@
 
 #include "engine/longvq.h"
 #include "tests/backend_under_test.h"
+#include "tests/scoped_env.h"
 
 namespace fs = std::filesystem;
 using namespace longvq;
@@ -60,18 +60,8 @@ std::shared_ptr<const Model> load(const fs::path& dir) { return Model::load(dir,
 std::unique_ptr<Session> session_with(std::shared_ptr<const Model> model, SessionOptions options, const char* var,
                                       const char* value) {
   if (!var) return std::make_unique<Session>(std::move(model), options);
-  const char* old = std::getenv(var);
-  const std::string saved = old ? old : "";
-  setenv(var, value, 1);
-  std::unique_ptr<Session> s;
-  try {
-    s = std::make_unique<Session>(std::move(model), options);
-  } catch (...) {
-    old ? setenv(var, saved.c_str(), 1) : unsetenv(var);
-    throw;
-  }
-  old ? setenv(var, saved.c_str(), 1) : unsetenv(var);
-  return s;
+  test::ScopedEnv env(var, value);
+  return std::make_unique<Session>(std::move(model), options);
 }
 
 // Every position's logits and every layer's code, in position order.

@@ -16,7 +16,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -25,6 +24,7 @@
 #include "engine/backends/backend.h"
 #include "engine/ops/op.h"
 #include "tests/ops/op_harness.h"
+#include "tests/scoped_env.h"
 
 using namespace longvq;
 using namespace longvq::optest;
@@ -36,20 +36,13 @@ constexpr double kScanTol = 2e-5;
 
 // A CUDA backend made with var=value in the environment (a backend reads its options when made).
 std::unique_ptr<Backend> cuda_backend_with(const char* var, const char* value) {
-  const char* old = std::getenv(var);
-  const std::string saved = old ? old : "";
-  setenv(var, value, 1);
-  std::unique_ptr<Backend> be;
-  std::string error;
+  test::ScopedEnv env(var, value);
   try {
-    be = device(BackendKind::cuda).make_backend(0);
+    return device(BackendKind::cuda).make_backend(0);
   } catch (const std::exception& e) {
-    error = e.what();
+    FAIL("cannot make a CUDA backend with " << var << "=" << value << ": " << e.what());
   }
-  if (old) setenv(var, saved.c_str(), 1);
-  else unsetenv(var);
-  if (!be) FAIL("cannot make a CUDA backend with " << var << "=" << value << ": " << error);
-  return be;
+  return nullptr;
 }
 
 Backend& fft_backend() {
@@ -118,15 +111,13 @@ TEST_CASE("ema: long whole sequences, FFT form == scan == ref", "[ema][fft]") {
 TEST_CASE("cuda options: a bad LONGVQ_CUDA_* value is refused with a message", "[ema][linear]") {
   if (!testing_cuda()) return;  // the options belong to the CUDA backend
   auto refused = [](const char* var, const char* value) {
-    setenv(var, value, 1);
-    std::string msg;
+    test::ScopedEnv env(var, value);
     try {
       device(BackendKind::cuda).make_backend(0);
     } catch (const std::exception& e) {
-      msg = e.what();
+      return std::string(e.what());
     }
-    unsetenv(var);
-    return msg;
+    return std::string();
   };
   CHECK_THAT(refused("LONGVQ_CUDA_EMA_FFT", "sometimes"), Catch::Contains("auto, always, never"));
   CHECK_THAT(refused("LONGVQ_CUDA_EMA_FFT", "0"), Catch::Contains("'0'"));
