@@ -151,21 +151,6 @@ std::string device_runs(const Case& base, const Case& ref, double tol, const Ker
 // Cases the backend under test refuses (CUDA: bf16 weights) are skipped, and counted visibly.
 void run_all(const std::vector<Case>& cases, double tol);
 
-// ---------------------------------------------------------------------------------------------
-// Case generators shared by both files
-// ---------------------------------------------------------------------------------------------
-// EMA coefficients as the engine derives them at load: q = 1 − σ(δ)σ(α), pb = σ(δ)β, g = γ/sqrt(N).
-void ema_coefficients(Rng& r, int64_t Dp, int64_t N, Buffer& q, Buffer& pb, Buffer& g);
-// Lengths for B right-padded rows of n: a length-1 row, a full row, an empty row, then random.
-std::vector<int32_t> some_lengths(Rng& r, int64_t B, int64_t n);
-Case make_ema(Rng& r, int64_t B, int64_t n, int64_t d, int64_t N, bool bidir, bool lengths, bool stateful);
-// Every ema mode on small odd sizes.
-std::vector<Case> ema_cases();
-// Row-wise ops accept any leading shape; variant picks [T, c], [1, T, c] or [T, 1, c].
-std::vector<int64_t> seq_shape(int64_t T, int64_t cols, int variant);
-// linear: GEMV and GEMM sizes, every activation, with and without bias.
-std::vector<Case> linear_cases();
-
 double seconds_since(std::chrono::steady_clock::time_point t0);
 // Times `f` (one warmup, then repeats until ~0.3 s); returns seconds per call.
 double time_it(const std::function<void()>& f);

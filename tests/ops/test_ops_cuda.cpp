@@ -23,6 +23,7 @@
 
 #include "engine/backends/backend.h"
 #include "engine/ops/op.h"
+#include "tests/ops/op_cases.h"
 #include "tests/ops/op_harness.h"
 #include "tests/scoped_env.h"
 
