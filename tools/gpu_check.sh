@@ -248,7 +248,7 @@ if wants bench; then
     fi
     perf=$(mktemp)
     say "bench: EMA, FFT form vs scan"
-    timeout 60 "$T/ops/test_ops" --backend cuda "perf: CUDA ema, FFT form vs chunked scan" 2>&1 | tee "$perf" >> "$RESULTS/bench.log"
+    timeout 60 "$T/ops/test_ops" --backend cuda "perf: CUDA ema*" 2>&1 | tee "$perf" >> "$RESULTS/bench.log"
     compile=()
     [ "$(left)" -gt 330 ] && compile=(--compile)
     budget=$(( $(left) - 15 ))
