@@ -14,9 +14,9 @@
 #
 # Stages, in order (--stage runs only the named ones; repeatable; default all):
 #   build       Release, CPU + CUDA for sm_90 only (CMAKE_CUDA_ARCHITECTURES=90, GPU_CHECK_ARCH
-#               overrides), tests on, into build-gpu/ (GPU_CHECK_BUILD); fails fast with the
-#               compiler's message. Then the device self-test (test_cuda_smoke): without a GPU the
-#               script says so and exits 0 here.
+#               overrides), tests on, into build-gpu/ (GPU_CHECK_BUILD): the targets the stages
+#               run; fails fast with the compiler's message. Then the device self-test
+#               (test_cuda_smoke): without a GPU the script says so and exits 0 here.
 #   ops         test_ops --backend cuda: every op against its reference, both EMA forms, long
 #               sequences; then "[cuda-invariants]" (linear: a row alone vs in a batch)
 #   invariants  test_engine --backend cuda "[cuda-invariants]": decode == chunked prefill ==
@@ -174,8 +174,10 @@ if wants build; then
     finish 1
   fi
   grep -E '^(Catch2|CLI11|nlohmann_json)_DIR' "$BUILD/CMakeCache.txt" >> "$RESULTS/build.log"
-  say "build: cmake --build $BUILD -j $JOBS"
-  if ! cmake --build "$BUILD" -j "$JOBS" >> "$RESULTS/build.log" 2>&1; then
+  # Only what the stages run (the loaders', fuzz and long-run tests are CPU-only: ctest here has them).
+  TARGETS=(test_cuda_smoke test_ops test_engine test_cli longvq_cli engine_bench)
+  say "build: cmake --build $BUILD -j $JOBS --target ${TARGETS[*]}"
+  if ! cmake --build "$BUILD" -j "$JOBS" --target "${TARGETS[@]}" >> "$RESULTS/build.log" 2>&1; then
     echo "----- the first errors (all of it is in build.log) -----"
     grep -n -m 25 -E 'error|Error|FAILED' "$RESULTS/build.log"
     row build FAILED $(( $(date +%s) - t0 )) "compile failed: $(grep -m 1 -E 'error' "$RESULTS/build.log" | cut -c1-200)"
