@@ -72,6 +72,15 @@ struct PreparedWeight {
   TensorRef ref;
 };
 
+// What a backend's run_graph did, for tests and reports (CUDA: graph capture and replay);
+// backends that record nothing report zeros.
+struct GraphStats {
+  uint64_t recorded = 0;  // graphs captured
+  uint64_t replayed = 0;  // launches of a recorded graph (the one right after its capture too)
+  uint64_t eager = 0;     // run_graph calls run op by op (a generation's first sight, graphs off)
+  uint64_t dropped = 0;   // recorded graphs destroyed (evicted, or the kernel scratch grew)
+};
+
 class Backend : public Memory {
  public:
   virtual std::string name() const = 0;
@@ -91,6 +100,7 @@ class Backend : public Memory {
     for (const OpCall& call : calls) run(call);
   }
   virtual void synchronize() {}
+  virtual GraphStats graph_stats() const { return {}; }
 };
 
 class Device : public Memory {

@@ -12,9 +12,15 @@
 // passes the same calls for every step of one State (data-dependent values such as positions and
 // token ids are read on the device). Generations seen once (a prompt's last partial chunk, one
 // classify shape) are remembered apart from the recorded graphs, so one-off runs never evict
-// the decode graph. Kernel scratch memory grows only outside a capture; growing it drops the
-// recorded graphs, which point at the old scratch. Kernels report out-of-range values through a
-// device error word that synchronize() turns into an exception.
+// the decode graph. Before a call runs or is captured, cuda_prepare does what cannot be done
+// during a capture (ema's cuFFT plans, vq_attention's shared-memory opt-in) and says how much
+// kernel scratch the call needs; the scratch grows only then, outside a capture, and growing it
+// drops the recorded graphs, which point at the old scratch. The cuFFT plans live as long as the
+// backend (a recorded graph executes them) and are destroyed after the graphs. Every generation
+// runs eagerly once before it is captured, so kernels and cuFFT's modules are loaded outside
+// captures too. Kernels report out-of-range values through a device error word that
+// synchronize() turns into an exception. LONGVQ_CUDA_GRAPHS=0 turns capture off;
+// LONGVQ_CUDA_EMA_FFT and LONGVQ_CUDA_LINEAR choose kernel forms (kernels/cuda/cuda_ops.h).
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -61,7 +67,8 @@ int device_count(std::string* why_none) {
 
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(std::string name) : name_(std::move(name)) {
+  // The options first: a bad LONGVQ_CUDA_* value throws before anything is allocated.
+  explicit CudaBackend(std::string name) : name_(std::move(name)), options_(cuda_options_from_env()) {
     check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
     check(cublasCreate(&cublas_), "cublasCreate");
     check(cublasSetStream(cublas_, stream_), "cublasSetStream");
@@ -74,11 +81,13 @@ class CudaBackend final : public Backend {
     wait();
     const char* env = std::getenv("LONGVQ_CUDA_GRAPHS");
     graphs_enabled_ = !(env && std::strcmp(env, "0") == 0);
+    fft_ = cuda_fft_plans_create();
   }
 
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);  // nothing may still use what is freed below (errors ignored)
     drop_graphs();
+    cuda_fft_plans_destroy(fft_);  // after the graphs that execute its plans
     cudaFree(scratch_);
     cudaFree(error_flags_);
     cudaFree(cublas_workspace_);
@@ -120,40 +129,44 @@ class CudaBackend final : public Backend {
   }
 
   void run(const OpCall& call) override {
-    reserve_scratch(cuda_scratch_bytes(call));
+    reserve_scratch(cuda_prepare(call, context()));
     cuda_run(call, context());
   }
 
   void run_graph(const std::vector<OpCall>& calls, uint64_t generation) override {
     size_t need = 0;
-    for (const OpCall& c : calls) need = std::max(need, cuda_scratch_bytes(c));
+    for (const OpCall& c : calls) need = std::max(need, cuda_prepare(c, context()));  // outside any capture
     reserve_scratch(need);
     if (!graphs_enabled_) {
-      for (const OpCall& c : calls) cuda_run(c, context());
+      run_eagerly(calls);
       return;
     }
     // Recorded graphs, most recently used first.
     auto rec = std::find_if(graphs_.begin(), graphs_.end(), [&](const Recorded& r) { return r.generation == generation; });
     if (rec != graphs_.end()) {
       graphs_.splice(graphs_.begin(), graphs_, rec);
-      check(cudaGraphLaunch(rec->exec, stream_), "cudaGraphLaunch");
+      launch(rec->exec);
       return;
     }
     auto seen = std::find(seen_once_.begin(), seen_once_.end(), generation);
     if (seen == seen_once_.end()) {  // first sight: run eagerly (one-off runs stay eager)
       seen_once_.push_front(generation);
       if (seen_once_.size() > kMaxSeenOnce) seen_once_.pop_back();
-      for (const OpCall& c : calls) cuda_run(c, context());
+      run_eagerly(calls);
       return;
     }
     seen_once_.erase(seen);
     if (graphs_.size() >= kMaxGraphs) {  // evict the least recently used recorded graph
       cudaGraphExecDestroy(graphs_.back().exec);
       graphs_.pop_back();
+      ++stats_.dropped;
     }
     graphs_.push_front(Recorded{generation, record(calls)});
-    check(cudaGraphLaunch(graphs_.front().exec, stream_), "cudaGraphLaunch");
+    ++stats_.recorded;
+    launch(graphs_.front().exec);
   }
+
+  GraphStats graph_stats() const override { return stats_; }
 
   void synchronize() override {
     wait();
@@ -173,7 +186,15 @@ class CudaBackend final : public Backend {
     cudaGraphExec_t exec;
   };
 
-  CudaContext context() const { return CudaContext{stream_, cublas_, scratch_, error_flags_}; }
+  CudaContext context() const { return CudaContext{stream_, cublas_, scratch_, error_flags_, fft_, options_}; }
+  void run_eagerly(const std::vector<OpCall>& calls) {
+    for (const OpCall& c : calls) cuda_run(c, context());
+    ++stats_.eager;
+  }
+  void launch(cudaGraphExec_t exec) {
+    check(cudaGraphLaunch(exec, stream_), "cudaGraphLaunch");
+    ++stats_.replayed;
+  }
   void wait() { check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize (a kernel failed)"); }
 
   void reserve_scratch(size_t bytes) {
@@ -207,11 +228,13 @@ class CudaBackend final : public Backend {
 
   void drop_graphs() {
     for (const Recorded& rec : graphs_) cudaGraphExecDestroy(rec.exec);
+    stats_.dropped += graphs_.size();
     graphs_.clear();
     seen_once_.clear();
   }
 
   std::string name_;
+  CudaOptions options_;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   void* cublas_workspace_ = nullptr;
@@ -219,8 +242,10 @@ class CudaBackend final : public Backend {
   void* scratch_ = nullptr;
   size_t scratch_bytes_ = 0;
   bool graphs_enabled_ = true;
+  CudaFftPlans* fft_ = nullptr;
   std::list<Recorded> graphs_;
   std::list<uint64_t> seen_once_;
+  GraphStats stats_;
 };
 
 // Weights: memory every backend of the process reads, filled synchronously at load.

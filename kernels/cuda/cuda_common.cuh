@@ -95,7 +95,8 @@ void embed_tokens(const OpCall&, const CudaContext&);
 void embed_real(const OpCall&, const CudaContext&);
 void norm(const OpCall&, const CudaContext&);
 void linear(const OpCall&, const CudaContext&);
-void ema(const OpCall&, const CudaContext&);
+void ema(const OpCall&, const CudaContext&);       // the FFT form or the scan (cuda_ema_fft.cu)
+void ema_scan(const OpCall&, const CudaContext&);  // the chunked scan (cuda_ema_scan.cu)
 void mix_gates(const OpCall&, const CudaContext&);
 void vq_codes(const OpCall&, const CudaContext&);
 void vq_attention(const OpCall&, const CudaContext&);
@@ -104,7 +105,9 @@ void add(const OpCall&, const CudaContext&);
 void gated_residual(const OpCall&, const CudaContext&);
 void mean_pool(const OpCall&, const CudaContext&);
 
-size_t vq_attention_scratch_bytes(const OpCall&);
+// cuda_prepare's part for each op that has one (cuda_ops.h): the scratch bytes the call needs.
+size_t ema_prepare(const OpCall&, const CudaContext&);
+size_t vq_attention_prepare(const OpCall&, const CudaContext&);
 std::string vq_attention_unsupported_reason(const OpCall&);
 
 }  // namespace longvq::cuda

@@ -1,4 +1,8 @@
-// cuda_run: the op list → the launcher of each op's file.
+// cuda_run and cuda_prepare: the op list → the launcher of each op's file; the backend's options.
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+
 #include "kernels/cuda/cuda_common.cuh"
 
 namespace longvq {
@@ -22,8 +26,43 @@ void cuda_run(const OpCall& c, const CudaContext& ctx) {
   throw std::invalid_argument("cuda_run: unknown op");
 }
 
-size_t cuda_scratch_bytes(const OpCall& c) {
-  return c.op == OpKind::vq_attention ? cuda::vq_attention_scratch_bytes(c) : 0;
+size_t cuda_prepare(const OpCall& c, const CudaContext& ctx) {
+  switch (c.op) {
+    case OpKind::ema: return cuda::ema_prepare(c, ctx);
+    case OpKind::vq_attention: return cuda::vq_attention_prepare(c, ctx);
+    default: return 0;
+  }
+}
+
+namespace {
+
+// A positive decimal length, or -1.
+int64_t parse_length(const std::string& s) {
+  if (s.empty() || s.size() > 18 || s.find_first_not_of("0123456789") != std::string::npos) return -1;
+  const int64_t v = std::stoll(s);
+  return v >= 1 ? v : -1;
+}
+
+}  // namespace
+
+CudaOptions cuda_options_from_env() {
+  CudaOptions o;
+  if (const char* fft = std::getenv("LONGVQ_CUDA_EMA_FFT"); fft && *fft && std::strcmp(fft, "auto") != 0) {
+    const std::string v = fft;
+    if (v == "always") o.ema_fft_min_length = 1;
+    else if (v == "never") o.ema_fft_min_length = std::numeric_limits<int64_t>::max();
+    else if (const int64_t n = parse_length(v); n > 0) o.ema_fft_min_length = n;
+    else
+      throw std::invalid_argument("LONGVQ_CUDA_EMA_FFT must be auto, always, never or the shortest sequence length "
+                                  "that uses the FFT form, not '" + v + "'");
+  }
+  if (const char* lin = std::getenv("LONGVQ_CUDA_LINEAR"); lin && *lin) {
+    const std::string v = lin;
+    if (v == "fixed") o.linear_fixed_order = true;
+    else if (v != "cublas")
+      throw std::invalid_argument("LONGVQ_CUDA_LINEAR must be cublas or fixed, not '" + v + "'");
+  }
+  return o;
 }
 
 std::string cuda_unsupported_reason(const OpCall& c) {

@@ -6,6 +6,7 @@
 // lengths) on the device only, so a recorded CUDA graph replays correctly. A value a kernel
 // would index with that is out of range is skipped and reported through ctx.error_flags (bits
 // of CudaError); the backend turns them into an engine error after the stream synchronizes.
+// Every kernel is deterministic: the same call gives the same bits, run after run.
 #pragma once
 
 #include <cstddef>
@@ -16,11 +17,37 @@
 
 namespace longvq {
 
+// The shortest whole (non-stateful) sequence whose EMA the CUDA backend computes in the FFT form
+// (cuFFT convolution, as MEGA's parallel forward) instead of the chunked scan. A guess until
+// tools/gpu_check.sh has measured the crossover on a GPU (test_ops "[.perf]" prints it per
+// shape): the scan's work grows as n·N, the FFT's as n·log n plus the kernel's n·N, and the scan
+// is short of parallel work when B·d is small and n long.
+constexpr int64_t kEmaFftMinLength = 2048;
+
+// Choices a backend reads from its environment when it is made (cuda_options_from_env).
+struct CudaOptions {
+  // LONGVQ_CUDA_EMA_FFT = auto (default: kEmaFftMinLength) | always | never | a length.
+  int64_t ema_fft_min_length = kEmaFftMinLength;
+  // LONGVQ_CUDA_LINEAR = cublas (default) | fixed: linear with one fixed reduction order per
+  // output, the same for any number of rows (a row decoded alone == the same row in a prefill,
+  // bit for bit), instead of cuBLAS's shape-dependent kernels.
+  bool linear_fixed_order = false;
+};
+// The options the environment asks for; throws std::invalid_argument naming a bad value.
+CudaOptions cuda_options_from_env();
+
+// The cuFFT plans of one backend (ema's FFT form), keyed by transform size; opaque here.
+struct CudaFftPlans;
+CudaFftPlans* cuda_fft_plans_create();
+void cuda_fft_plans_destroy(CudaFftPlans* plans);  // after every graph that used them is destroyed
+
 struct CudaContext {
   void* stream = nullptr;           // cudaStream_t
   void* cublas = nullptr;           // cublasHandle_t, bound to stream
-  void* scratch = nullptr;          // device memory of at least cuda_scratch_bytes(call)
+  void* scratch = nullptr;          // device memory of at least cuda_prepare(call) bytes
   uint32_t* error_flags = nullptr;  // device word, bits of CudaError
+  CudaFftPlans* fft = nullptr;      // the backend's plan cache (null: the EMA never uses FFT)
+  CudaOptions options;
 };
 
 enum CudaError : uint32_t {
@@ -32,14 +59,20 @@ enum CudaError : uint32_t {
 // What the set bits mean, for the error message ("" when none).
 std::string cuda_error_flags_message(uint32_t flags);
 
-// Device scratch memory `call` needs (0 for most ops).
-size_t cuda_scratch_bytes(const OpCall& call);
+// Does what `call` needs done outside a CUDA graph capture, and returns the device scratch
+// bytes it needs (0 for most ops). The backend calls it for every call before running or
+// capturing it: ema's FFT form makes its cuFFT plans here (plan creation allocates memory and
+// cannot be captured), vq_attention opts in to the device's shared memory. ctx.scratch is not
+// used. Throws std::runtime_error when cuFFT or the runtime fails.
+size_t cuda_prepare(const OpCall& call, const CudaContext& ctx);
 
-// Enqueues `call` on ctx.stream (asynchronous). Throws std::runtime_error when a launch or a
-// cuBLAS call fails. Stateful ops update their state inputs in place.
+// Enqueues `call` on ctx.stream (asynchronous). Throws std::runtime_error when a launch, a cuBLAS
+// or a cuFFT call fails. Stateful ops update their state inputs in place. Capturable (CUDA
+// graphs) once cuda_prepare(call) ran and ctx.scratch holds the bytes it returned.
 void cuda_run(const OpCall& call, const CudaContext& ctx);
 
-// Why the CUDA kernels cannot run `call` ("" when they can): limits of shared memory per block.
+// Why the CUDA kernels cannot run `call` ("" when they can): bf16 weights, or more shared memory
+// per block than the device allows.
 std::string cuda_unsupported_reason(const OpCall& call);
 
 }  // namespace longvq

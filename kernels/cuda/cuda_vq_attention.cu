@@ -15,14 +15,19 @@
 // window scores and qc[s] + log N_s, and the denominator. Memory adds are done by the thread
 // owning each column, in position order, so no atomics are needed and sums are deterministic.
 // Shared memory (dynamic): value pointers and scores of the window keys (W+1 causal, 2W+1
-// bidirectional), qc[S], code weights[S], 32 floats for reductions. Device scratch per block:
-// the private memory and (bidirectional) each query's partial max and denominator.
+// bidirectional), qc[S], code weights[S], 32 floats for reductions. Above the 48 KiB every
+// device grants, the kernels opt in (cudaFuncSetAttribute, once per process, from cuda_prepare:
+// outside any graph capture) to the device's per-block maximum
+// (cudaDevAttrMaxSharedMemoryPerBlockOptin: 227 KiB on sm_80/sm_90), so e.g. a bidirectional
+// S = 4096, W = 1024 model (56 KiB) runs. Device scratch per block: the private memory and
+// (bidirectional) each query's partial max and denominator.
 //
 // A stateful call is followed by vq_push_kernel (one block per row) that updates the state as
 // n decode steps would (push_key): ring slot = position mod W; the key leaving the ring joins
 // (U, N). Codes, ring codes and positions are range-checked on the device; a bad one is skipped
 // and reported through the error flags.
 #include <cstdio>
+#include <mutex>
 
 #include "kernels/cuda/cuda_common.cuh"
 
@@ -32,7 +37,7 @@ namespace {
 constexpr int kThreads = 128;
 constexpr int64_t kMinQueriesPerBlock = 16;
 constexpr int64_t kMaxBlocksPerRow = 64;  // bounds the scratch: one memory per block
-constexpr size_t kMaxSharedBytes = 48 * 1024;  // the default per-block limit, no opt-in needed
+constexpr size_t kDefaultSharedBytes = 48 * 1024;  // the per-block limit without an opt-in
 
 struct AttnArgs {
   const float* Q;
@@ -417,16 +422,44 @@ AttnArgs make_args(const OpCall& c, const CudaContext& ctx) {
   a.blocks_per_row = (a.n + a.L - 1) / a.L;
   a.qwk = p.quantize_window_keys;
   a.scale = 1.0f / sqrtf(static_cast<float>(a.e));
-  const int64_t blocks = a.B * a.blocks_per_row;  // the carve of vq_attention_scratch_bytes
+  const int64_t blocks = a.B * a.blocks_per_row;  // the carve of scratch_bytes
   a.mem_u = static_cast<float*>(ctx.scratch);
   a.part = a.mem_u + blocks * a.S * a.h;
   a.mem_n = reinterpret_cast<int32_t*>(a.part + blocks * 2 * a.L);
   return a;
 }
 
-}  // namespace
+// The dynamic shared memory a block may have on this process's device: the opt-in maximum
+// (queried once; the default 48 KiB if the query fails).
+size_t max_shared_bytes() {
+  static const size_t bytes = [] {
+    int device = 0, optin = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess ||
+        static_cast<size_t>(optin) < kDefaultSharedBytes) {
+      cudaGetLastError();  // leave no error behind for the next check
+      return kDefaultSharedBytes;
+    }
+    return static_cast<size_t>(optin);
+  }();
+  return bytes;
+}
 
-size_t vq_attention_scratch_bytes(const OpCall& c) {
+// Lets both kernels launch with up to max_shared_bytes() (they have no static shared memory).
+// Once per process, outside any capture (cuda_prepare).
+void opt_in_shared_memory() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const size_t bytes = max_shared_bytes();
+    if (bytes <= kDefaultSharedBytes) return;
+    check(cudaFuncSetAttribute(causal_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
+          "cudaFuncSetAttribute (vq_attention causal_kernel shared memory)");
+    check(cudaFuncSetAttribute(bidir_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
+          "cudaFuncSetAttribute (vq_attention bidir_kernel shared memory)");
+  });
+}
+
+size_t scratch_bytes(const OpCall& c) {
   using I = VqAttentionIn;
   const int64_t B = c.in(I::q).shape[0], n = c.in(I::q).shape[1];
   const int64_t h = c.in(I::v).shape[2], S = c.in(I::codebook).shape[0];
@@ -435,13 +468,21 @@ size_t vq_attention_scratch_bytes(const OpCall& c) {
   return static_cast<size_t>(blocks) * (static_cast<size_t>(S * h + 2 * L) * sizeof(float) + S * sizeof(int32_t));
 }
 
+}  // namespace
+
+size_t vq_attention_prepare(const OpCall& c, const CudaContext&) {
+  if (shared_bytes(c.in(VqAttentionIn::codebook).shape[0], c.params.window, c.params.bidirectional) > kDefaultSharedBytes)
+    opt_in_shared_memory();
+  return scratch_bytes(c);
+}
+
 std::string vq_attention_unsupported_reason(const OpCall& c) {
   const int64_t S = c.in(VqAttentionIn::codebook).shape[0];
   const size_t bytes = shared_bytes(S, c.params.window, c.params.bidirectional);
-  if (bytes <= kMaxSharedBytes) return "";
+  if (bytes <= max_shared_bytes()) return "";
   return "vq_attention needs " + std::to_string(bytes) + " bytes of shared memory per block (codebook size " +
          std::to_string(S) + ", window " + std::to_string(c.params.window) + "), more than the " +
-         std::to_string(kMaxSharedBytes) + " the CUDA kernel uses; run this model with the CPU backend";
+         std::to_string(max_shared_bytes()) + " this GPU allows; run this model with the CPU backend";
 }
 
 void vq_attention(const OpCall& c, const CudaContext& ctx) {
@@ -452,6 +493,7 @@ void vq_attention(const OpCall& c, const CudaContext& ctx) {
   if (!why.empty()) throw std::runtime_error(why);
   const bool bidir = c.params.bidirectional;
   const size_t shared = shared_bytes(a.S, a.W, bidir);
+  if (shared > kDefaultSharedBytes) opt_in_shared_memory();  // done by cuda_prepare already; cheap
   const dim3 grid(static_cast<unsigned>(a.blocks_per_row), static_cast<unsigned>(a.B));
   if (bidir) {
     bidir_kernel<<<grid, kThreads, shared, stream_of(ctx)>>>(a);

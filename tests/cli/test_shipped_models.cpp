@@ -1,7 +1,9 @@
 // The shipped models (models/) through the command line a user runs, against the Python
 // reference's numbers on the committed test slices (tests/data/reference_predictions.json,
 // written by `python3 -m longvq_ref.slices`): identical predictions for the classifiers, the
-// same bits per byte for the LM (within 1e-4 relative: fp32 engine vs fp64 reference).
+// same bits per byte for the LM (within 1e-4 relative: fp32 engine vs fp64 reference). Run on
+// the backend under test: `test_cli --backend cuda "[shipped]"` (ctest test_cli_cuda_shipped)
+// checks the same numbers on the GPU.
 #include <catch2/catch.hpp>
 
 #include <cctype>
@@ -11,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/backend_under_test.h"
 #include "tests/cli/cli_run.h"
 
 using namespace cli_test;
@@ -19,6 +22,11 @@ using Catch::Contains;
 namespace {
 
 const std::string kModels = std::string(LONGVQ_SOURCE_DIR) + "/models";
+
+// The backend the commands run on (explicit: `auto` would pick a GPU when the machine has one).
+std::string backend_flag() {
+  return std::string(" --backend ") + longvq::backend_kind_name(longvq::test::backend_under_test());
+}
 
 nlohmann::json expected(const std::string& model) {
   const auto all = nlohmann::json::parse(slurp(kRepoData + "/reference_predictions.json"));
@@ -32,7 +40,7 @@ void check_predictions(const std::string& model, const std::string& input) {
   const nlohmann::json want = expected(model);
   TempDir t;
   Result r = run("classify -m " + q(kModels + "/" + model) + " " + q(input) + " -b 16 --metrics-json " +
-                 q(t / "m.json"));
+                 q(t / "m.json") + backend_flag());
   REQUIRE(r.code == 0);
   const auto rows = jsonl(r.out);
   const auto& preds = want["predictions"];
@@ -58,7 +66,7 @@ TEST_CASE("shipped austen-lm: the reference's bits per byte on the Austen test s
   REQUIRE(fs::exists(kModels + "/austen-lm/config.json"));
   const nlohmann::json want = expected("austen-lm");
   Result r = run("perplexity -m " + q(kModels + "/austen-lm") + " -f " + q(kRepoData + "/austen_test20k.txt") +
-                 " --json");
+                 " --json" + backend_flag());
   REQUIRE(r.code == 0);
   const auto got = nlohmann::json::parse(r.out);
   CHECK(got["bytes"] == want["bytes"]);
@@ -67,7 +75,7 @@ TEST_CASE("shipped austen-lm: the reference's bits per byte on the Austen test s
 }
 
 TEST_CASE("the default model generates English-looking text", "[cli][shipped]") {
-  Result r = run("generate -p \"It is a truth universally acknowledged\" -n 200 --seed 7");
+  Result r = run("generate -p \"It is a truth universally acknowledged\" -n 200 --seed 7" + backend_flag());
   REQUIRE(r.code == 0);
   // A byte LM that learned English: mostly letters and spaces, and common words.
   size_t letters = 0;

@@ -4,7 +4,7 @@
 //
 // Runs exactly the inputs compare.py prepared for every system (raw little-endian files), so the
 // engine, the PyTorch reference and ONNX Runtime see the same tokens, lengths and decoding state.
-// SPEC: {"threads": T, "tasks": [TASK...]}, each TASK one of
+// SPEC: {"threads": T, "backend": "cpu" (default) | "cuda", "tasks": [TASK...]}, each TASK one of
 //   {"name", "kind": "decode",   "model", "batch", "steps", "state_file" (a reference State.save
 //     file, or "" = empty context), "tokens": TENSOR int32 [steps, batch], "warmup", "reps", "min_reps", "budget_s", "dump"}
 //   {"name", "kind": "prefill",  "model", "batch", "n", "chunk", "tokens": TENSOR int32 [batch, n], ...}
@@ -12,9 +12,11 @@
 //     [batch, length], "lengths": TENSOR int32 [batch], ...}
 // TENSOR = {"file", "dtype", "shape"}. "dump" names a file for the outputs of the first (warmup)
 // run: decode logits of every step [steps, batch, V], prefill logits [batch, n, V], class logits.
-// Prints {"threads", "tasks": [{"name", "samples_s": [...], "load_s", "error"?}]}: one wall time
+// Prints {"threads", "backend", "tasks": [{"name", "samples_s": [...], "load_s", "error"?}]}: one wall time
 // per timed repetition (decode: all steps; prefill: the whole prompt; classify: one batch).
 // This is a benchmark driver, not part of the engine; the engine is only used through longvq.h.
+// compare.py builds it CPU-only (tools/bench/CMakeLists.txt); the main build also has it, with
+// the CUDA backend when the build does (tools/gpu_check.sh, "backend": "cuda").
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -64,14 +66,14 @@ struct Loaded {
   double load_s = 0;
 };
 
-json run_task(const json& task, int threads, std::map<std::string, Loaded>& models) {
+json run_task(const json& task, int threads, longvq::BackendKind backend, std::map<std::string, Loaded>& models) {
   json res;
   res["name"] = task.at("name");
   const std::string dir = task.at("model");
   auto it = models.find(dir);
   if (it == models.end()) {
     longvq::ModelOptions mo;
-    mo.threads = threads;
+    mo.backend = backend;
     const auto t0 = clk::now();
     Loaded l{longvq::Model::load(dir, mo), 0};
     l.load_s = seconds_since(t0);
@@ -89,6 +91,7 @@ json run_task(const json& task, int threads, std::map<std::string, Loaded>& mode
 
   longvq::SessionOptions so;
   so.max_batch = batch;
+  so.threads = threads;  // CPU threads of the session's backend (CUDA ignores it)
   std::vector<int32_t> tokens, lengths;
   std::vector<float> values;
   std::unique_ptr<longvq::Session> session;
@@ -177,14 +180,21 @@ int main(int argc, char** argv) {
     return 2;
   }
   const int threads = spec.value("threads", 1);
+  const std::string backend_name = spec.value("backend", std::string("cpu"));
+  if (backend_name != "cpu" && backend_name != "cuda") {
+    std::fprintf(stderr, "engine_bench: \"backend\" must be cpu or cuda, not '%s'\n", backend_name.c_str());
+    return 2;
+  }
+  const longvq::BackendKind backend = backend_name == "cuda" ? longvq::BackendKind::cuda : longvq::BackendKind::cpu;
   std::map<std::string, Loaded> models;
   json out;
   out["threads"] = threads;
+  out["backend"] = backend_name;
   out["tasks"] = json::array();
   for (const auto& task : spec.at("tasks")) {
     std::fprintf(stderr, "engine_bench: %s (threads %d)\n", task.at("name").get<std::string>().c_str(), threads);
     try {
-      out["tasks"].push_back(run_task(task, threads, models));
+      out["tasks"].push_back(run_task(task, threads, backend, models));
     } catch (const std::exception& e) {
       out["tasks"].push_back({{"name", task.at("name")}, {"error", e.what()}});
     }

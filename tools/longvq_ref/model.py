@@ -112,9 +112,9 @@ class Mix(nn.Module):
         all_codes = ring_then_chunk(st.ring_codes, codes).clamp_min(0)
         all_v = ring_then_chunk(st.ring_values, v)
         all_k = ring_then_chunk(st.ring_keys, k) if st.ring_keys is not None else torch.cat(
-            [torch.zeros(bsz, w, k.shape[-1], dtype=k.dtype), k], dim=1)
-        all_q = torch.cat([torch.zeros(bsz, w, q.shape[-1], dtype=q.dtype), q], dim=1)
-        valid = torch.cat([filled, torch.ones(bsz, n, dtype=torch.bool)], dim=1)
+            [torch.zeros(bsz, w, k.shape[-1], dtype=k.dtype, device=k.device), k], dim=1)
+        all_q = torch.cat([torch.zeros(bsz, w, q.shape[-1], dtype=q.dtype, device=q.device), q], dim=1)
+        valid = torch.cat([filled, torch.ones(bsz, n, dtype=torch.bool, device=x.device)], dim=1)
         o = window_codebook_attention(all_q, all_k, all_v, all_codes, **self.attention_args(),
                                       bidirectional=False, key_valid=valid, block_len=block_len,
                                       cache_u=st.cache_u, cache_n=st.cache_n)[:, w:]
@@ -133,10 +133,10 @@ class Mix(nn.Module):
                 1, new_slot.view(bsz, w, *([1] * (ring.dim() - 2))).expand_as(ring), fresh)
         new_state = LayerState(
             ema=ema_new,
-            ring_codes=scatter_ring(st.ring_codes, all_codes, torch.full((), -1, dtype=torch.long)),
-            ring_values=scatter_ring(st.ring_values, all_v, torch.zeros((), dtype=v.dtype)),
+            ring_codes=scatter_ring(st.ring_codes, all_codes, torch.full((), -1, dtype=torch.long, device=x.device)),
+            ring_values=scatter_ring(st.ring_values, all_v, torch.zeros((), dtype=v.dtype, device=x.device)),
             ring_keys=None if st.ring_keys is None else scatter_ring(st.ring_keys, all_k,
-                                                                      torch.zeros((), dtype=k.dtype)),
+                                                                      torch.zeros((), dtype=k.dtype, device=x.device)),
             cache_u=cache_u, cache_n=cache_n)
         return y, codes, new_state
 
@@ -280,7 +280,8 @@ class LongVQModel(nn.Module):
         self._need_causal()
         state = state if state is not None else self.init_state(tokens.shape[0])
         if tokens.shape[1] == 0:  # an empty chunk consumes nothing
-            empty = torch.zeros(tokens.shape[0], 0, self.cfg.vocab_size, dtype=self.embed.weight.dtype)
+            empty = torch.zeros(tokens.shape[0], 0, self.cfg.vocab_size, dtype=self.embed.weight.dtype,
+                                device=tokens.device)
             return (empty, state.clone(), []) if return_layers else (empty, state.clone())
         x = self.embed_inputs(tokens)
         new_layers, per_layer = [], []

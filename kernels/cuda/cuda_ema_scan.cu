@@ -1,5 +1,7 @@
 // ema: X' = φ(EMA(x) + ω·x), causal or bidirectional, optionally continued from a state
-// (longvq-model.md §2.2), as a chunked parallel scan of the recurrence H ← q⊙H + pb·x̃.
+// (longvq-model.md §2.2), as a chunked parallel scan of the recurrence H ← q⊙H + pb·x̃: every
+// stateful call (decode, prefill chunks) and whole sequences shorter than the FFT form's
+// threshold (cuda_ema_fft.cu chooses).
 //
 // Launch: one block per (channel c, batch row b), kChunks = 64 threads (2 warps). Thread p owns
 // the time chunk [p·L, (p+1)·L), L = ⌈n/64⌉. The N orders are taken kGroup at a time (their
@@ -102,7 +104,7 @@ __global__ void ema_kernel(const float* __restrict__ x, const float* __restrict_
 
 }  // namespace
 
-void ema(const OpCall& c, const CudaContext& ctx) {
+void ema_scan(const OpCall& c, const CudaContext& ctx) {
   using I = EmaIn;
   const int64_t B = c.in(I::x).shape[0], n = c.in(I::x).shape[1], d = c.in(I::x).shape[2];
   const int64_t N = c.in(I::q).shape[1];
