@@ -173,24 +173,33 @@ def test_limits_body_size_queue_api_key_unknown_route(serve):
     assert counts['longvq_requests_total{endpoint="/v1/completions",status="429"}'] == 1
 
 
-def test_sigterm_during_streams_finishes_them_and_exits_0(serve, tmp_path):
-    s = serve("-m", str(LM), "-np", "4", "-t", "1", "--grace", "20", "--session-dir", str(tmp_path / "s"))
+def test_sigterm_during_streams_ends_them_cleanly_and_exits_0(serve, tmp_path):
+    s = serve("-m", str(LM), "-np", "4", "-t", "1", "--grace", "1", "-n", "100000000",
+              "--session-dir", str(tmp_path / "s"))
     s.request("POST", "/v1/sessions", {"id": "keep"})
-    results = []
-    def stream(i):
-        results.append(s.stream(prompt=f"story {i}", max_tokens=300, temperature=0.5, seed=i,
-                                **({"session_id": "keep"} if i == 0 else {})))
-    threads = [threading.Thread(target=stream, args=(i,)) for i in range(4)]
+    s.complete(prompt="kept", session_id="keep", max_tokens=3)
+    endless, short = [], []
+    def stream(out, **fields):
+        out.append(s.stream(prompt="story", **fields))
+    threads = [threading.Thread(target=stream, args=(endless,), kwargs={"max_tokens": 100_000_000, "seed": i})
+               for i in range(3)]
     for t in threads:
         t.start()
-    assert wait_until(lambda: s.metrics()["longvq_slots_busy"] == 4)
+    assert wait_until(lambda: s.metrics()["longvq_slots_busy"] == 3, timeout=60)
+    def short_request():  # races the signal: done in time (200), or refused as the server drains (503)
+        short.append(s.request("POST", "/v1/completions", {"prompt": "brief", "max_tokens": 20}))
+    short_thread = threading.Thread(target=short_request)
+    short_thread.start()
     s.proc.send_signal(signal.SIGTERM)
-    for t in threads:
+    for t in threads + [short_thread]:
         t.join(60)
     assert s.proc.wait(60) == 0
-    assert len(results) == 4
-    for events in results:
-        assert events[-1] == "DONE" and events[-2]["choices"][0]["finish_reason"] == "length"
+    # Streams that could not finish within --grace end with an error event, then [DONE]. None is
+    # cut off.
+    assert len(endless) == 3
+    for events in endless:
+        assert events[-1] == "DONE" and "error" in events[-2] and "shutting down" in events[-2]["error"]["message"]
+    assert short and short[0][0] in (200, 503)
     assert (tmp_path / "s" / "keep.state").exists()  # sessions persisted at shutdown
 
 
