@@ -4,6 +4,7 @@
 
 #include <cstdarg>
 #include <cstdio>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <string_view>
@@ -174,15 +175,19 @@ SavedContext RedisSessionStore::take(const std::string& id) {
   return context_from_bytes(r.str(), where(id), model_, backend_);
 }
 
+std::optional<std::string> RedisSessionStore::drop_lock(const std::string& id) {
+  std::lock_guard lock(held_mu_);
+  auto it = held_.find(id);
+  if (it == held_.end()) return std::nullopt;
+  std::string token = std::move(it->second);
+  held_.erase(it);
+  return token;
+}
+
 void RedisSessionStore::commit(const std::string& id, SavedContext ctx) {
-  std::string token;
-  {
-    std::lock_guard lock(held_mu_);
-    auto it = held_.find(id);
-    if (it == held_.end()) return;
-    token = it->second;
-    held_.erase(it);
-  }
+  const std::optional<std::string> held = drop_lock(id);
+  if (!held) return;
+  const std::string& token = *held;
   const std::string value = ctx.empty() ? std::string(kEmpty) : context_bytes(ctx, model_, backend_);
   const std::string k = key(id), l = lock_key(id);
   Reply r = command("EVAL %s 2 %b %b %s %b %lld", kCommit, k.data(), k.size(), l.data(), l.size(), token.c_str(),
@@ -193,17 +198,11 @@ void RedisSessionStore::commit(const std::string& id, SavedContext ctx) {
 }
 
 void RedisSessionStore::release(const std::string& id) {
-  std::string token;
-  {
-    std::lock_guard lock(held_mu_);
-    auto it = held_.find(id);
-    if (it == held_.end()) return;
-    token = it->second;
-    held_.erase(it);
-  }
+  const std::optional<std::string> token = drop_lock(id);
+  if (!token) return;
   const std::string l = lock_key(id);
   try {
-    command("EVAL %s 1 %b %s", kRelease, l.data(), l.size(), token.c_str());
+    command("EVAL %s 1 %b %s", kRelease, l.data(), l.size(), token->c_str());
   } catch (const StoreUnavailable&) {  // the lock expires by itself
   }
 }

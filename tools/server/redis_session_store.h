@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -61,6 +62,7 @@ class RedisSessionStore final : public SessionStore {
   // StoreUnavailable when Redis cannot be reached.
   Reply command(const char* format, ...) const;
   void refresh_locks();  // the background thread
+  std::optional<std::string> drop_lock(const std::string& id);  // our token for `id`, forgotten
   std::string key(const std::string& id) const { return prefix_ + "s:" + id; }
   std::string lock_key(const std::string& id) const { return prefix_ + "lock:" + id; }
   std::string where(const std::string& id) const;
