@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import socket
 import subprocess
@@ -217,7 +218,8 @@ def test_bounded_load_zero_errors_flat_memory(serve):
     assert time.monotonic() - start < 120
     assert statuses.count(200) == 600
     rss_after = s.rss_kib()
-    assert rss_after < rss_before * 1.10 + 2048, (rss_before, rss_after)  # KiB
+    if "ASAN_OPTIONS" not in os.environ:  # AddressSanitizer holds freed memory in quarantine: RSS grows by design
+        assert rss_after < rss_before * 1.10 + 2048, (rss_before, rss_after)  # KiB
 
 
 def test_classify_endpoint_matches_the_cli(serve, longvq_bin, tmp_path):

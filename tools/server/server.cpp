@@ -144,7 +144,10 @@ class Server {
     std::fflush(stderr);
     std::thread signals([this] { wait_for_signal(); });
     svr_.listen_after_bind();
+    const bool by_signal = draining_.load();
+    if (!by_signal) pthread_kill(signals.native_handle(), SIGTERM);  // stopped by itself: wake the signal thread
     signals.join();
+    if (!by_signal) throw std::runtime_error("the HTTP server stopped unexpectedly; see the log above");
     if (store_) store_->persist_all();
     std::fprintf(stderr, "longvq serve: stopped%s\n", o_.session_dir.empty() ? "" : ("; sessions saved in " + o_.session_dir).c_str());
     return 0;
