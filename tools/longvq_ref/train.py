@@ -185,6 +185,17 @@ def train(r: recipes.Recipe, run_dir: Path, out_dir: Path, minutes: float | None
     return metrics
 
 
+def reproduce_command(args) -> str:
+    """The card's command: what decides the model (recipe, budget, overrides), not where files go."""
+    parts = [args.recipe]
+    if args.steps:
+        parts.append(f"--steps {args.steps}")
+    if args.minutes:
+        parts.append(f"--minutes {args.minutes:g}")
+    parts += [f"--set '{item}'" if any(c in item for c in "[] ") else f"--set {item}" for item in args.set]
+    return "/usr/bin/python3 -m longvq_ref.train " + " ".join(parts)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python3 -m longvq_ref.train", description=__doc__.split("\n\n")[0])
     p.add_argument("recipe", choices=sorted(recipes.RECIPES), help="which model to train")
@@ -210,13 +221,12 @@ def main(argv=None) -> int:
             setattr(r, field, ast.literal_eval(value))
         except (ValueError, SyntaxError):
             setattr(r, field, value)  # a plain string (init_from=models/x)
-    r.command = "/usr/bin/python3 -m longvq_ref.train " + " ".join(argv if argv is not None else sys.argv[1:])
+    r.command = reproduce_command(args)
     run_dir = Path(args.run_dir) if args.run_dir else REPO / "data" / "runs" / r.name
     out_dir = Path(args.out) if args.out else REPO / "models" / r.name
     if args.card_only:
         metrics = json.loads((run_dir / "metrics.json").read_text())
         curve = json.loads((run_dir / "curve.json").read_text())
-        r.command = "/usr/bin/python3 -m longvq_ref.train " + " ".join(a for a in sys.argv[1:] if a != "--card-only")
         (out_dir / "README.md").write_text(recipes.model_card(r, metrics, curve))
         return 0
     train(r, run_dir, out_dir, args.minutes, log=lambda m: print(m, file=sys.stderr, flush=True),
