@@ -60,17 +60,18 @@ def austen_recipe() -> Recipe:
                  attention=AttentionConfig(codebook_size=64, window=32), norm="layernorm", prenorm=True,
                  task="lm", embedding=EmbeddingConfig("token", math.sqrt(128)), tie_embeddings=True,
                  tokenizer=TokenizerConfig(kind="bytes", specials=["<bos>"]))
-    # Issue 20: a second stage continues the first (the 1,935-step model of the previous recipe,
-    # 1.691 bits per byte) with a fresh schedule.
-    notes = ["**Two stages.** Stage 1 is the previous recipe: "
-             "`/usr/bin/python3 -m longvq_ref.train austen-lm --minutes 75 --set steps=5000 --set lr=3e-3 "
-             "--set warmup=200 --set init_from=None --out ../data/austen-lm-1935 --run-dir ../data/runs/austen-lm-1935` "
-             "(1,935 steps of batch 16 × 256 bytes in its 75 minutes, peak lr 3e-3; 1.691 bits per byte on the "
-             "test split; that model is the one shipped at commit 0307377, "
-             "`git show 0307377:models/austen-lm/model.safetensors`). Stage 2, this card's curve and numbers, "
-             "starts from it with a fresh optimizer and schedule."]
-    return Recipe("austen-lm", cfg, "austen", steps=2000, batch=16, seq_len=256, lr=2e-3, warmup=100,
-                  eval_every=500, eval_limit=60_000, init_from="data/austen-lm-1935", notes=notes)
+    notes = ["**Aim not reached** (issue 20: ≤ 1.50 bits per byte on the Austen test split): this model is "
+             "unchanged at 1.691. Issue 20's CPU time (one shared core) went to ListOps and Fashion-MNIST, which "
+             "reached their aims; no LM run was made. The validation curve above gained 0.03 bits per byte over "
+             "its last 435 steps, with the learning rate already decayed, so continuing this 0.91 M-parameter "
+             "model alone is unlikely to reach 1.50; a wider model (e.g. d=256, about 3 M parameters; its "
+             "decode speed on 2 cores would need measuring) trained on several times more bytes (this run saw 7.9 M "
+             "bytes, two passes over the 3.6 MB training split), i.e. several CPU-hours of the reference trainer, "
+             "is what it would take. A warm-start stage is ready: "
+             "`/usr/bin/python3 -m longvq_ref.train austen-lm --steps 2000 --set lr=2e-3 --set warmup=100 "
+             "--set init_from=data/austen-lm-1935` (after copying this model to data/austen-lm-1935)."]
+    return Recipe("austen-lm", cfg, "austen", steps=5000, batch=16, seq_len=256, lr=3e-3, eval_every=500,
+                  eval_limit=60_000, notes=notes)
 
 
 def listops_recipe() -> Recipe:
@@ -103,14 +104,23 @@ def fashion_recipe() -> Recipe:
                  bidirectional=True, task="classify", embedding=EmbeddingConfig("real"),
                  classifier=ClassifierConfig(num_classes=10, hidden=128),
                  tokenizer=TokenizerConfig(kind="pixels", mean=0.2860, std=0.3530))
-    # Issue 20: a second stage continues the first (the 3,000-step model of the previous recipe,
-    # 80.2% test, its curve still rising) with a fresh, longer schedule.
-    notes = ["**Two stages.** Stage 1 is the previous recipe: "
+    # Issue 20: two more stages continue the first (the 3,000-step model of the previous recipe,
+    # 80.2% test, its curve still rising), each with a fresh optimizer and schedule. The recipe's
+    # defaults are stage 2; stage 3 is stage 2's model with --set overrides (see the card).
+    notes = ["**Three stages** (every stage: fresh optimizer, codebook EMA counts and schedule; batch 16):\n\n"
+             "| stage | steps | peak lr, warmup | starts from | test accuracy | CPU-hours |\n|---|---|---|---|---|---|\n"
+             "| 1 | 3,000 | 3e-3, 100 | random | 80.16% | about 0.49 (29.6 min wall) |\n"
+             "| 2 | 3,500 | 2e-3, 100 | stage 1 | 84.83% (val 85.2%) | 0.69 (56.4 min wall) |\n"
+             "| 3 (this model, curve above) | 1,000 | 5e-4, 50 | stage 2 | **85.26%** (val 85.4%) | 0.19 (13.3 min wall) |\n\n"
+             "7,500 steps (120,000 images, 2.2 passes over the training split) and about 1.4 CPU-hours in all. "
+             "Stage 1 (the model shipped at commit 0307377): "
              "`/usr/bin/python3 -m longvq_ref.train fashion-seq --steps 3000 --set lr=3e-3 --set warmup=100 "
-             "--set init_from=None --out ../data/fashion-seq-3000 --run-dir ../data/runs/fashion-seq-3000` "
-             "(3,000 steps, batch 16, peak lr 3e-3, 29.6 minutes; 80.2% test; that model is the one shipped "
-             "at commit 0307377, `git show 0307377:models/fashion-seq/model.safetensors`). Stage 2, this card's "
-             "curve and numbers, starts from it with a fresh optimizer and schedule."]
+             "--set init_from=None --out ../data/fashion-seq-3000 --run-dir ../data/runs/fashion-seq-3000`. "
+             "Stage 2: `/usr/bin/python3 -m longvq_ref.train fashion-seq --out ../data/fashion-seq-stage2` "
+             "(the recipe's defaults; its curve is `learning_curve_stage2.tsv`: validation 79.3% at its step 250 "
+             "while the learning rate was high, 83.8% at 2,000, 85.2% at 3,500). Stage 3: the Reproduce command above. "
+             "What moved it: more steps with the learning rate decayed again; the previous card's estimate of "
+             "about 10,000 steps to approach 85% was close."]
     return Recipe("fashion-seq", cfg, "fashion", steps=3500, batch=16, block_len=64, lr=2e-3, warmup=100,
                   eval_every=250, eval_limit=1000, init_from="data/fashion-seq-3000", notes=notes)
 
