@@ -12,6 +12,7 @@ model is evaluated on held-out data with the reference and exported to models/<n
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import math
 import os
@@ -24,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from . import recipes
-from .export import parameter_count, random_model, save_model
+from .export import load_model, parameter_count, random_model, save_model
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -73,16 +74,23 @@ def lr_at(step: int, progress: float, r: recipes.Recipe) -> float:
     return r.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def train(r: recipes.Recipe, run_dir: Path, out_dir: Path, minutes: float | None, log=print) -> dict:
+def train(r: recipes.Recipe, run_dir: Path, out_dir: Path, minutes: float | None, log=print,
+          export: bool = True) -> dict:
     torch.manual_seed(r.seed)
     torch.set_num_threads(r.threads)
     run_dir.mkdir(parents=True, exist_ok=True)
     data = recipes.load_task(r)
     model = random_model(r.config, seed=r.seed, calib_batch=2, calib_len=256).float().train()
+    if r.init_from:  # warm start: weights and codebooks of an exported model with this config
+        start = load_model(REPO / r.init_from if not Path(r.init_from).is_absolute() else r.init_from)
+        if start.cfg.to_dict() != r.config.to_dict():
+            raise ValueError(f"{r.init_from}: its config.json differs from recipe {r.name}'s config")
+        model.load_state_dict(start.float().state_dict())
+        log(f"warm start from {r.init_from}")
     ema = CodebookEMA(model, r.codebook_gamma, r.dead_count)
     opt = torch.optim.AdamW(model.parameters(), lr=r.lr, betas=(0.9, 0.98), weight_decay=r.weight_decay)
     gen = torch.Generator().manual_seed(r.seed + 1)
-    step, elapsed, curve = 0, 0.0, []
+    step, elapsed, cpu, curve = 0, 0.0, 0.0, []
     ckpt = run_dir / "checkpoint.pt"
     if ckpt.exists():
         st = torch.load(ckpt)
@@ -90,20 +98,21 @@ def train(r: recipes.Recipe, run_dir: Path, out_dir: Path, minutes: float | None
         opt.load_state_dict(st["opt"])
         ema.load_state_dict(st["ema"])
         gen.set_state(st["gen"])
-        step, elapsed, curve = st["step"], st["elapsed"], st["curve"]
+        step, elapsed, cpu, curve = st["step"], st["elapsed"], st.get("cpu", st["elapsed"]), st["curve"]
         log(f"resumed from {ckpt} at step {step} ({elapsed / 60:.1f} min trained)")
     log(f"training {r.name}: {parameter_count(r.config):,} parameters, {r.steps} steps, batch {r.batch}")
 
     def save_checkpoint():
         tmp = ckpt.with_suffix(".tmp")
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "ema": ema.state_dict(),
-                    "gen": gen.get_state(), "step": step, "elapsed": elapsed, "curve": curve}, tmp)
+                    "gen": gen.get_state(), "step": step, "elapsed": elapsed, "cpu": cpu, "curve": curve}, tmp)
         os.replace(tmp, ckpt)
 
     sinks = [[] for _ in model.layers]
     for layer, sink in zip(model.layers, sinks):
         layer.mix.key_sink = sink
     window_loss, window_tokens, t_window, t_step = [], 0, time.time(), time.time()
+    c_step = time.process_time()  # CPU time: what a pause (SIGSTOP) or a busy machine does not inflate
 
     def progress() -> float:
         # A time budget counts like the step budget: the schedule completes at whichever ends first.
@@ -111,7 +120,7 @@ def train(r: recipes.Recipe, run_dir: Path, out_dir: Path, minutes: float | None
         return max(by_steps, elapsed / (60 * minutes)) if minutes else by_steps
 
     while progress() < 1.0:
-        inputs, targets, lengths = data.batch(r.batch, gen)
+        inputs, targets, lengths = data.batch(r.batch, gen, step)
         for sink in sinks:
             sink.clear()
         for g in opt.param_groups:
@@ -137,11 +146,12 @@ def train(r: recipes.Recipe, run_dir: Path, out_dir: Path, minutes: float | None
         window_tokens += int(lengths.sum()) if lengths is not None else inputs.numel()
         now = time.time()
         elapsed, t_step = elapsed + (now - t_step), now
+        cpu, c_step = cpu + (time.process_time() - c_step), time.process_time()
         if step % r.log_every == 0 or progress() >= 1.0:
             rate = window_tokens / max(now - t_window, 1e-9)
             eta = (1.0 - progress()) * elapsed / max(progress(), 1e-9)
             row = {"step": step, "loss": float(np.mean(window_loss)), "lr": lr_at(step, progress(), r),
-                   "tokens_per_s": rate, "minutes": elapsed / 60}
+                   "tokens_per_s": rate, "minutes": elapsed / 60, "cpu_minutes": cpu / 60}
             if step % r.eval_every == 0 or progress() >= 1.0:
                 with torch.no_grad():
                     model.eval()
@@ -158,10 +168,13 @@ def train(r: recipes.Recipe, run_dir: Path, out_dir: Path, minutes: float | None
     for layer in model.layers:
         layer.mix.key_sink = None
     model.eval()
+    if not export:  # an experiment: the checkpoint and the validation curve only
+        (run_dir / "curve.json").write_text(json.dumps(curve, indent=1))
+        return {}
     log("final evaluation on the test split with the reference ...")
     with torch.no_grad():
         metrics = data.evaluate(model.double(), split="test", limit=None)
-    metrics.update(steps=step, minutes=round(elapsed / 60, 1))
+    metrics.update(steps=step, minutes=round(elapsed / 60, 1), cpu_hours=round(cpu / 3600, 2))
     log(json.dumps(metrics))
     (run_dir / "curve.json").write_text(json.dumps(curve, indent=1))
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
@@ -172,6 +185,17 @@ def train(r: recipes.Recipe, run_dir: Path, out_dir: Path, minutes: float | None
     return metrics
 
 
+def reproduce_command(args) -> str:
+    """The card's command: what decides the model (recipe, budget, overrides), not where files go."""
+    parts = [args.recipe]
+    if args.steps:
+        parts.append(f"--steps {args.steps}")
+    if args.minutes:
+        parts.append(f"--minutes {args.minutes:g}")
+    parts += [f"--set '{item}'" if any(c in item for c in "[] ") else f"--set {item}" for item in args.set]
+    return "/usr/bin/python3 -m longvq_ref.train " + " ".join(parts)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python3 -m longvq_ref.train", description=__doc__.split("\n\n")[0])
     p.add_argument("recipe", choices=sorted(recipes.RECIPES), help="which model to train")
@@ -179,22 +203,34 @@ def main(argv=None) -> int:
     p.add_argument("--minutes", type=float, help="stop (checkpoint, evaluate, export) after this much time")
     p.add_argument("--run-dir", help="checkpoints and curve (default data/runs/<recipe>)")
     p.add_argument("--out", help="model directory to export (default models/<recipe>)")
+    p.add_argument("--no-export", action="store_true",
+                   help="an experiment: stop after training (checkpoint and curve), no test evaluation or export")
     p.add_argument("--card-only", action="store_true",
                    help="only rewrite the model card from the finished run's metrics and curve")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a recipe field (a Python literal: lr=2e-3, curriculum=[[500,10,100,32]])")
     args = p.parse_args(argv)
     r = recipes.RECIPES[args.recipe]()
     if args.steps:
         r.steps = args.steps
-    r.command = "/usr/bin/python3 -m longvq_ref.train " + " ".join(argv if argv is not None else sys.argv[1:])
+    for item in args.set:
+        field, _, value = item.partition("=")
+        if field not in recipes.Recipe.__dataclass_fields__ or field in ("config", "name"):
+            p.error(f"--set: {field!r} is not a recipe field")
+        try:
+            setattr(r, field, ast.literal_eval(value))
+        except (ValueError, SyntaxError):
+            setattr(r, field, value)  # a plain string (init_from=models/x)
+    r.command = reproduce_command(args)
     run_dir = Path(args.run_dir) if args.run_dir else REPO / "data" / "runs" / r.name
     out_dir = Path(args.out) if args.out else REPO / "models" / r.name
     if args.card_only:
         metrics = json.loads((run_dir / "metrics.json").read_text())
         curve = json.loads((run_dir / "curve.json").read_text())
-        r.command = "/usr/bin/python3 -m longvq_ref.train " + " ".join(a for a in sys.argv[1:] if a != "--card-only")
         (out_dir / "README.md").write_text(recipes.model_card(r, metrics, curve))
         return 0
-    train(r, run_dir, out_dir, args.minutes, log=lambda m: print(m, file=sys.stderr, flush=True))
+    train(r, run_dir, out_dir, args.minutes, log=lambda m: print(m, file=sys.stderr, flush=True),
+          export=not args.no_export)
     return 0
 
 
