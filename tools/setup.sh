@@ -7,6 +7,7 @@
 #   bash tools/setup.sh test   the run set plus the test and reference toolchain (tools/test.sh):
 #                              Catch2, PyTorch, numpy, pytest, OpenBLAS, clang with its sanitizer
 #                              and libFuzzer runtimes, and the services the tests start
+#   bash tools/setup.sh bench  the test set plus what the benchmarks under tools/bench plot with
 #
 # With no argument: `test` (everything). Idempotent: packages already present are skipped, so a
 # re-run costs well under a second. Measured sizes and times are in the README.
@@ -35,13 +36,19 @@ test_packages=(
   curl redis-server nginx
 )
 
+# tools/bench/*.py draw their plots with matplotlib; no test needs it.
+bench_packages=(
+  python3-matplotlib
+)
+
 case "$profile" in
   run) packages=("${run_packages[@]}") ;;
   test) packages=("${run_packages[@]}" "${test_packages[@]}") ;;
+  bench) packages=("${run_packages[@]}" "${test_packages[@]}" "${bench_packages[@]}") ;;
   list-run) printf '%s\n' "${run_packages[@]}"; exit 0 ;;
   list-test) printf '%s\n' "${run_packages[@]}" "${test_packages[@]}"; exit 0 ;;
   *)
-    echo "usage: bash tools/setup.sh [run|test]   (run: build and run the product; test: also every test tool)" >&2
+    echo "usage: bash tools/setup.sh [run|test|bench]   (run: build and run the product; test: also every test tool; bench: also the benchmarks' plotting)" >&2
     exit 2
     ;;
 esac

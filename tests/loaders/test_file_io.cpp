@@ -39,6 +39,12 @@ TEST_CASE("crc32 is zlib's CRC-32 and chains", "[file_io]") {
   CHECK(crc32("56789", 5, crc32("1234", 4)) == 0xCBF43926u);
   const std::string zeros(1000, '\0');
   CHECK(crc32(zeros.data(), zeros.size()) == 0x060B1780u);  // zlib.crc32(bytes(1000))
+  // Varied bytes through the 8-at-a-time path, from an odd address and with a 3-byte tail.
+  std::string varied(1003, '\0');
+  for (size_t i = 0; i < varied.size(); ++i) varied[i] = char((i * 7 + 3) & 0xFF);
+  CHECK(crc32(varied.data(), varied.size()) == 0x25A60A70u);      // zlib.crc32(varied)
+  CHECK(crc32(varied.data() + 1, varied.size() - 1) == 0xE1570C11u);  // zlib.crc32(varied[1:])
+  CHECK(crc32(varied.data() + 500, 503, crc32(varied.data(), 500)) == 0x25A60A70u);
 }
 
 TEST_CASE("open_regular_file refuses FIFOs, directories and devices without blocking", "[file_io]") {

@@ -141,7 +141,7 @@ def run_process_per_request(model: str, threads: int, clients: int, requests: in
 
 def engine_batched_decode(model: str, threads: int, batch: int, n: int) -> float:
     out = subprocess.run([str(BIN), "bench", "-m", model, "-t", str(threads), "-p", "16", "-n", str(n), "-d", "0",
-                          "-b", str(batch), "-r", "3", "-o", "json"], capture_output=True, check=True)
+                          "--decode-batch", str(batch), "-r", "3", "-o", "json"], capture_output=True, check=True)
     rows = json.loads(out.stdout)
     tg = [r for r in rows if r["test"].startswith("tg")]
     return statistics.mean(tg[0]["samples_rate"])
@@ -175,7 +175,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="fewer requests and sessions (a smoke run)")
     args = ap.parse_args()
     levels = [1, 4, 16, 64]
-    per_client = 2 if args.quick else 4
+    per_client = 2 if args.quick else 8
     session_counts = [0, 100, 200] if args.quick else [0, 250, 500, 1000, 2000]
 
     result = {"machine": cpu_model(), "cores": os.cpu_count(), "threads": args.threads, "model": args.model,
