@@ -1,5 +1,7 @@
 // The CPU device and backend: host memory, kernels from kernels/cpu (OpenMP threads). The device
 // packs every linear matrix once into the CPU kernels' private panel layout (cpu_ops.h).
+#include <sys/mman.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -12,12 +14,39 @@
 namespace longvq {
 namespace {
 
+// Every block starts with a 64-byte header (what host_free needs) so that data stays 64-aligned.
+// Blocks of at least kMapBytes are their own anonymous mappings: a server holds thousands of
+// session states (~0.4 MB each) made and freed across threads, which malloc's arenas fragmented
+// to ~2x their size; a mapping costs exactly its pages and goes back to the system when freed.
+constexpr size_t kHeader = 64;
+constexpr size_t kMapBytes = 256 * 1024;
+
 void* host_allocate(size_t bytes) {
   const size_t rounded = (bytes + 63) / 64 * 64;
-  void* p = std::aligned_alloc(64, rounded ? rounded : 64);
-  if (!p) throw std::bad_alloc();
-  std::memset(p, 0, rounded);
-  return p;
+  const size_t total = kHeader + rounded;
+  char* base;
+  size_t mapped = 0;
+  if (rounded >= kMapBytes) {
+    void* m = ::mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) throw std::bad_alloc();
+    base = static_cast<char*>(m);  // zero-filled by the system
+    mapped = total;
+  } else {
+    base = static_cast<char*>(std::aligned_alloc(64, total));
+    if (!base) throw std::bad_alloc();
+    std::memset(base + kHeader, 0, rounded);
+  }
+  std::memcpy(base, &mapped, sizeof mapped);
+  return base + kHeader;
+}
+
+void host_free(void* ptr) {
+  if (!ptr) return;
+  char* base = static_cast<char*>(ptr) - kHeader;
+  size_t mapped;
+  std::memcpy(&mapped, base, sizeof mapped);
+  if (mapped) ::munmap(base, mapped);
+  else std::free(base);
 }
 
 // Zero-byte copies are skipped: empty buffers (the ring of a W = 0 model) may have no memory.
@@ -33,7 +62,7 @@ class CpuBackend final : public Backend {
   std::string name() const override { return "cpu (" + std::to_string(ctx_.threads) + " threads)"; }
   std::string unsupported_reason(const OpCall&) const override { return ""; }
   void* allocate(size_t bytes) override { return host_allocate(bytes); }
-  void deallocate(void* ptr) override { std::free(ptr); }
+  void deallocate(void* ptr) override { host_free(ptr); }
   void upload(void* dst, const void* src, size_t bytes) override { host_copy(dst, src, bytes); }
   void download(void* dst, const void* src, size_t bytes) override { host_copy(dst, src, bytes); }
   void copy(void* dst, const void* src, size_t bytes) override { host_copy(dst, src, bytes); }
@@ -53,7 +82,7 @@ class CpuDevice final : public Device {
   bool host_memory() const override { return true; }
   bool bf16_weights() const override { return true; }
   void* allocate(size_t bytes) override { return host_allocate(bytes); }
-  void deallocate(void* ptr) override { std::free(ptr); }
+  void deallocate(void* ptr) override { host_free(ptr); }
   void upload(void* dst, const void* src, size_t bytes) override { host_copy(dst, src, bytes); }
   std::optional<PreparedWeight> prepare_weight(const TensorRef& dense, WeightUse use) override {
     if (use != WeightUse::linear) return std::nullopt;

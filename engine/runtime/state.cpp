@@ -79,16 +79,21 @@ State::State(const Model& model, Backend& backend, int64_t rows)
   const ModelConfig& c = model.config();
   if (c.task != ModelConfig::Task::lm || c.bidirectional)
     throw std::invalid_argument("only a causal LM has a decoding state; this model is a classifier");
+  constexpr size_t kAlign = 64;  // each slot starts on a cache line, as its own block did
+  std::vector<size_t> offsets;
+  size_t total = 0;
   for (const StateTensor& t : state_layout(c)) {
     std::vector<int64_t> shape{rows};
     shape.insert(shape.end(), t.row_shape.begin(), t.row_shape.end());
     TensorRef ref{nullptr, t.dtype, std::move(shape)};
-    Slot slot{t.name, BackendBuffer(*backend_, ref.nbytes()), ref, ref.nbytes() / static_cast<size_t>(rows),
-              t.empty_value};
-    slot.ref.data = slot.buffer.data();
-    row_bytes_ += slot.row_bytes;
-    slots_.push_back(std::move(slot));
+    offsets.push_back(total);
+    total += (ref.nbytes() + kAlign - 1) / kAlign * kAlign;
+    row_bytes_ += ref.nbytes() / static_cast<size_t>(rows);
+    slots_.push_back(Slot{t.name, ref, ref.nbytes() / static_cast<size_t>(rows), t.empty_value});
   }
+  storage_ = BackendBuffer(*backend_, total);
+  for (size_t i = 0; i < slots_.size(); ++i)
+    slots_[i].ref.data = static_cast<char*>(storage_.data()) + offsets[i];
   reset();
 }
 

@@ -1,6 +1,6 @@
 """Benchmark of `longvq serve` (not a test): throughput and latency under concurrent clients, against
 (a) one `longvq generate` process per request and (b) the engine's own batched decode rate
-(`longvq bench -b B`), and the server's memory against the number of sessions it holds.
+(`longvq bench --decode-batch B`), and the server's memory against the number of sessions it holds.
 
   /usr/bin/python3 tools/bench/serve_bench.py [--model models/austen-lm] [--threads 2] [--quick]
 
@@ -82,6 +82,11 @@ class Server:
                 return int(line.split()[1]) / 1024
         return 0.0
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server so far (the clients share this machine's cores)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self):
         self.proc.terminate()
         self.proc.wait(60)
@@ -107,11 +112,12 @@ def run_server_load(server: Server, clients: int, requests: int, max_tokens: int
             ttft.append(t)
             gaps.extend(g)
             tokens += n
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), server.cpu_seconds()
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(one, range(requests)))
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, server.cpu_seconds() - cpu0
     return {"clients": clients, "requests": requests, "tokens": tokens, "seconds": wall, "tok_s": tokens / wall,
+            "server_cpu_s": cpu, "tok_per_server_cpu_s": tokens / cpu if cpu > 0 else float("nan"),
             "ttft_p50": pct(ttft, 0.5), "ttft_p99": pct(ttft, 0.99), "itl_p50": pct(gaps, 0.5), "itl_p99": pct(gaps, 0.99)}
 
 
@@ -151,6 +157,11 @@ def sessions_memory(model: str, threads: int, counts: list[int]) -> list[dict]:
     server = Server(["-m", model, "-t", str(threads), "-np", "16", "--session-memory", str(1 << 40)])
     out, held = [], 0
     try:
+        # Warm first (the scheduler plans its buffers on the first requests): the baseline is
+        # then a serving process with no sessions, and what follows is what sessions add.
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda i: server.post("/v1/completions", {"prompt": "Hello", "max_tokens": 1}), range(64)))
+        time.sleep(0.2)
         base = server.rss_mib()
         for target in counts:
             def one(i):
@@ -212,18 +223,21 @@ def table(r: dict) -> str:
     lines = [f"Machine: {r['machine']} ({r['cores']} cores), engine threads {r['threads']}, "
              f"{Path(r['model']).name}, {r['max_tokens']} tokens per request.", "",
              "| clients | server tok/s | TTFT p50 / p99 (ms) | inter-token p50 / p99 (ms) | process per request tok/s | "
-             "engine batched decode tok/s | server / engine |",
-             "|---|---|---|---|---|---|---|"]
+             "engine batched decode tok/s | server / engine | server CPU (cores busy) | server / engine per CPU-second |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for s, p in zip(r["server"], r["process_per_request"]):
         e = r["engine_decode"][str(s["clients"])]
         lines.append(f"| {s['clients']} | {s['tok_s']:.0f} | {s['ttft_p50'] * 1e3:.1f} / {s['ttft_p99'] * 1e3:.1f} | "
                      f"{s['itl_p50'] * 1e3:.2f} / {s['itl_p99'] * 1e3:.2f} | {p['tok_s']:.0f} | {e:.0f} | "
-                     f"{s['tok_s'] / e:.2f} |")
-    lines += ["", "| sessions held | server RSS (MiB) | growth per session (KiB) | state per session (KiB) |", "|---|---|---|---|"]
-    first = r["sessions"][0]
+                     f"{s['tok_s'] / e:.2f} | {s['server_cpu_s'] / s['seconds']:.2f} | "
+                     f"{s['tok_per_server_cpu_s'] / (e / r['threads']):.2f} |")
+    lines += ["", "| sessions held | server RSS (MiB) | growth per session since the row above (KiB) | state per session (KiB) |",
+              "|---|---|---|---|"]
+    prev = None
     for s in r["sessions"]:
-        per = (s["rss_mib"] - first["rss_mib"]) * 1024 / s["sessions"] if s["sessions"] else 0
+        per = (s["rss_mib"] - prev["rss_mib"]) * 1024 / (s["sessions"] - prev["sessions"]) if prev else 0
         lines.append(f"| {s['sessions']} | {s['rss_mib']:.1f} | {per:.0f} | {r['state_bytes'] / 1024:.0f} |")
+        prev = s
     return "\n".join(lines)
 
 

@@ -22,9 +22,13 @@ constexpr const char* kEmpty = "E";  // the value of a session with an empty con
 constexpr const char* kReserve =  // 1 ok, 0 busy, -1 missing
     "if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end "
     "if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end return 0";
+// A commit first stores the state under a key of its own (a plain SET), then this script swaps it
+// in: passing the ~0.4 MB value through a Lua script instead copied it three times more
+// (1.9 ms against 0.5 ms a commit, docs/benchmarks.md).
 constexpr const char* kCommit =  // 1 written, 0 the lock is not ours any more
     "if redis.call('GET', KEYS[2]) == ARGV[1] then "
-    "redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) redis.call('DEL', KEYS[2]) return 1 end return 0";
+    "redis.call('RENAME', KEYS[3], KEYS[1]) redis.call('EXPIRE', KEYS[1], ARGV[2]) redis.call('DEL', KEYS[2]) "
+    "return 1 end redis.call('DEL', KEYS[3]) return 0";
 constexpr const char* kRelease = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 constexpr const char* kRefresh =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0";
@@ -189,9 +193,11 @@ void RedisSessionStore::commit(const std::string& id, SavedContext ctx) {
   if (!held) return;
   const std::string& token = *held;
   const std::string value = ctx.empty() ? std::string(kEmpty) : context_bytes(ctx, model_, backend_);
-  const std::string k = key(id), l = lock_key(id);
-  Reply r = command("EVAL %s 2 %b %b %s %b %lld", kCommit, k.data(), k.size(), l.data(), l.size(), token.c_str(),
-                    value.data(), value.size(), static_cast<long long>(ttl_.count()));
+  const std::string k = key(id), l = lock_key(id), next = prefix_ + "next:" + id + ":" + token;
+  command("SET %b %b PX %lld", next.data(), next.size(), value.data(), value.size(),
+          static_cast<long long>(lock_ttl_.count()));  // expires by itself if this replica dies now
+  Reply r = command("EVAL %s 3 %b %b %b %s %lld", kCommit, k.data(), k.size(), l.data(), l.size(), next.data(),
+                    next.size(), token.c_str(), static_cast<long long>(ttl_.count()));
   if (r.integer() != 1)
     throw StateError(where(id) + ": its lock expired while this request ran (another replica may hold the session "
                                  "now), so this request's context was not saved; raise --session-lock-ttl");
