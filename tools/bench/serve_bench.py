@@ -249,7 +249,7 @@ def plot(r: dict, path: Path):
     c = [s["clients"] for s in r["server"]]
     ax[0].plot(c, [s["tok_s"] for s in r["server"]], "o-", label="longvq serve")
     ax[0].plot(c, [p["tok_s"] for p in r["process_per_request"]], "s--", label="a process per request")
-    ax[0].plot(c, [r["engine_decode"][str(x)] for x in c], "^:", label="engine batched decode (bench -b)")
+    ax[0].plot(c, [r["engine_decode"][str(x)] for x in c], "^:", label="engine batched decode (bench --decode-batch)")
     ax[0].set(xscale="log", xlabel="concurrent clients", ylabel="tokens/s", title="throughput")
     ax[0].legend()
     ax[1].plot(c, [s["ttft_p50"] * 1e3 for s in r["server"]], "o-", label="TTFT p50")
