@@ -86,10 +86,11 @@ State::State(const Model& model, Backend& backend, int64_t rows)
     std::vector<int64_t> shape{rows};
     shape.insert(shape.end(), t.row_shape.begin(), t.row_shape.end());
     TensorRef ref{nullptr, t.dtype, std::move(shape)};
+    const size_t row_bytes = ref.nbytes() / static_cast<size_t>(rows);
     offsets.push_back(total);
     total += (ref.nbytes() + kAlign - 1) / kAlign * kAlign;
-    row_bytes_ += ref.nbytes() / static_cast<size_t>(rows);
-    slots_.push_back(Slot{t.name, ref, ref.nbytes() / static_cast<size_t>(rows), t.empty_value});
+    row_bytes_ += row_bytes;
+    slots_.push_back(Slot{t.name, ref, row_bytes, t.empty_value});
   }
   storage_ = BackendBuffer(*backend_, total);
   for (size_t i = 0; i < slots_.size(); ++i)
