@@ -20,6 +20,8 @@ run_packages=(
   libcli11-dev nlohmann-json3-dev
   # longvq serve, and its --session-store redis://
   libcpp-httplib-dev libhiredis-dev
+  # the Python binding (import longvq) and its arrays
+  pybind11-dev python3-dev python3-numpy
 )
 
 test_packages=(
@@ -34,6 +36,8 @@ test_packages=(
   # the server tests' HTTP client beside Python's standard library, and the services the
   # multi-replica tests start (tests/server/test_replicas.py)
   curl redis-server nginx
+  # python3 -m longvq.dask and its tests (a real scheduler and workers; dataframes need pandas)
+  python3-distributed python3-pandas
 )
 
 # tools/bench/*.py draw their plots with matplotlib; no test needs it.

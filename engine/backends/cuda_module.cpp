@@ -2,12 +2,16 @@
 #include <dlfcn.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 
 #include "engine/backends/backend_cuda.h"
+#include "engine/runtime/install_paths.h"
 
+// The build tree's module: the last place looked (an installed program finds its own first).
 #ifndef LONGVQ_CUDA_MODULE_PATH
 #error "LONGVQ_CUDA_MODULE_PATH must name the built liblongvq_cuda_backend.so"
 #endif
@@ -27,13 +31,29 @@ const Module& module() {
   static Module m;
   static std::once_flag once;
   std::call_once(once, [] {
+    // $LONGVQ_CUDA_MODULE, else the first module found next to this program (the installed
+    // layout, engine/runtime/install_paths.h), else the build tree's.
     const char* env = std::getenv("LONGVQ_CUDA_MODULE");
-    const std::string path = env && *env ? env : LONGVQ_CUDA_MODULE_PATH;
+    std::string path = env && *env ? env : "";
+    std::string looked;
+    if (path.empty()) {
+      std::error_code ec;
+      for (const std::filesystem::path& c : cuda_module_candidates()) {
+        looked += (looked.empty() ? "" : ", ") + c.string();
+        if (std::filesystem::is_regular_file(c, ec)) {
+          path = c.string();
+          break;
+        }
+      }
+      if (path.empty()) path = LONGVQ_CUDA_MODULE_PATH;
+    }
     void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);  // never closed: backends may outlive any scope
     if (!handle) {
       const char* why = dlerror();
-      m.error = "cannot load the CUDA backend module " + path + " (" + (why ? why : "unknown error") +
-                "); rebuild longvq, or set LONGVQ_CUDA_MODULE to the module's path";
+      m.error = "cannot load the CUDA backend module " + path + " (" + (why ? why : "unknown error") + ")" +
+                (env && *env ? std::string(" named by LONGVQ_CUDA_MODULE")
+                             : "; also looked in " + (looked.empty() ? std::string("(nowhere)") : looked)) +
+                "; rebuild or reinstall longvq, or set LONGVQ_CUDA_MODULE to the module's path";
       return;
     }
     m.device_count = reinterpret_cast<int (*)(char*, size_t)>(dlsym(handle, "longvq_cuda_module_device_count"));

@@ -77,7 +77,7 @@ TEST_CASE("JSONL: every bad line is named", "[inputs]") {
   CHECK_THAT(err("{\"label\": 1}\n"), Catch::Contains("no input"));
 }
 
-TEST_CASE("JSONL: unknown and repeated keys, and half-labelled files, are errors naming the line", "[inputs]") {
+TEST_CASE("JSONL: typos of our keys, repeated keys and half-labelled files are errors naming the line; other keys are kept", "[inputs]") {
   InputReader r(classifier(false));
   auto err = [&](const std::string& text, const ReadOptions& options = {}) {
     return error_of([&] {
@@ -88,7 +88,10 @@ TEST_CASE("JSONL: unknown and repeated keys, and half-labelled files, are errors
   CHECK_THAT(err("{\"tokens\": [1], \"lable\": 2}\n"),
              Catch::StartsWith("in.jsonl:1: unknown key \"lable\" (did you mean \"label\"?)") &&
                  Catch::Contains("optionally \"label\" and \"id\""));
-  CHECK_THAT(err("{\"tokens\": [1], \"weight\": 2}\n"), Catch::Contains("unknown key \"weight\";"));
+  CHECK_THAT(err("{\"tokens\": [1], \"probs\": 2}\n"), Catch::Contains("the key \"probs\" is one classify writes"));
+  // Any other key is the user's: kept, in order, as JSON members for the prediction line.
+  std::istringstream extra("{\"weight\": 2, \"tokens\": [1], \"meta\": {\"b\": 1, \"a\": [true]}}\n");
+  CHECK(r.read_jsonl(extra, "in.jsonl").examples[0].echo == "\"weight\":2,\"meta\":{\"b\":1,\"a\":[true]}");
   CHECK_THAT(err("{\"tokens\": [1], \"label\": 1, \"label\": 2}\n"),
              Catch::StartsWith("in.jsonl:1: the key \"label\" appears twice"));
   CHECK_THAT(err("{\"tokens\": [1], \"tokens\": [2]}\n"), Catch::Contains("\"tokens\" appears twice"));

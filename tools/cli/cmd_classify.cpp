@@ -23,7 +23,9 @@
 #include "tools/cli/common.h"
 #include "tools/cli/finite_check.h"
 #include "tools/cli/flag_checks.h"
+#include "tools/cli/classify_job.h"
 #include "tools/cli/inputs.h"
+#include "tools/cli/partial_output.h"
 #include "tools/cli/process_setup.h"
 #include "tools/cli/progress.h"
 #include "tools/cli/stats.h"
@@ -48,6 +50,7 @@ struct ClassifyOptions {
   bool no_progress = false;
   std::string pixels = "same";
   int64_t max_input_bytes = kDefaultMaxInputBytes;
+  bool resume = false;
 };
 
 ReadOptions read_options(const ClassifyOptions& o) {
@@ -59,7 +62,9 @@ ReadOptions read_options(const ClassifyOptions& o) {
   return r;
 }
 
-Dataset read_inputs(const ClassifyOptions& o, const InputReader& reader) {
+// The examples of the input, streamed; `lines` (JSONL and TSV) must outlive the source.
+std::unique_ptr<ExampleSource> open_inputs(const ClassifyOptions& o, const InputReader& reader,
+                                           std::unique_ptr<InputLines>& lines) {
   const bool have_input = !o.input.empty();
   if (!have_input && o.images.empty()) {
     if (stdin_closed())
@@ -89,31 +94,72 @@ Dataset read_inputs(const ClassifyOptions& o, const InputReader& reader) {
     }
     if (o.no_labels) labels.reset();
     if (labels) std::fprintf(stderr, "labels: %s\n", labels->string().c_str());
-    Dataset ds = reader.read_idx(images, labels, options);
+    std::unique_ptr<ExampleSource> source = reader.idx(images, labels, options);
     // The model does not record the image size it was trained on: show the file's (--pixels checks it).
-    std::fprintf(stderr, "images: %s of %lld × %lld pixels\n", group_digits(static_cast<int64_t>(ds.examples.size())).c_str(),
-                 static_cast<long long>(ds.rows), static_cast<long long>(ds.cols));
-    return ds;
+    std::fprintf(stderr, "images: %s of %lld × %lld pixels\n", group_digits(source->total).c_str(),
+                 static_cast<long long>(source->rows), static_cast<long long>(source->cols));
+    return source;
   }
   const std::string path = have_input ? o.input : "-";
-  std::istringstream in(read_input(path, o.max_input_bytes));  // the input whole: capped, then parsed
-  return fmt == InputFormat::tsv ? reader.read_tsv(in, input_name(path), options)
-                                 : reader.read_jsonl(in, input_name(path), options);
+  // A line at most --max-input-bytes: memory holds a window of inputs, never the whole file.
+  lines = std::make_unique<InputLines>(path, o.max_input_bytes);
+  auto next = [l = lines.get()](std::string& line) { return l->next(line); };
+  return fmt == InputFormat::tsv ? reader.tsv(next, input_name(path), options)
+                                 : reader.jsonl(next, input_name(path), options);
 }
 
-std::string number_list(const float* x, int64_t n, const char* fmt) {
-  std::string s = "[";
-  for (int64_t i = 0; i < n; ++i) {
-    if (i) s += ',';
-    s += strf(fmt, static_cast<double>(x[i]));
+// --resume: an output line written by an earlier run, checked and counted. Returns its id.
+std::string count_done_line(ClassifyJob& job, const std::string& line, int64_t row, const std::string& file) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(line);
+  } catch (const nlohmann::json::exception&) {
+    j = nullptr;
   }
-  return s + "]";
+  if (!j.is_object() || !j.contains("index") || j["index"] != row || !j.contains("label") ||
+      !j["label"].is_number_integer())
+    throw UsageError(file + ":" + std::to_string(row + 1) + " is not prediction #" + std::to_string(row) +
+                     " of longvq classify, so the file cannot be resumed: delete it to start over");
+  const int64_t target = j.contains("target") && j["target"].is_number_integer() ? j["target"].get<int64_t>() : -1;
+  job.tally().count(j["label"].get<int64_t>(), target, job.num_classes());
+  return j.contains("id") ? j["id"].dump() : "";
+}
+
+void print_metrics(const ClassifyOptions& o, const Model& model, const ClassifyJob& job, double seconds) {
+  const ClassifyTally& t = job.tally();
+  const int64_t N = t.examples, C = job.num_classes();
+  nlohmann::ordered_json metrics = {{"model", model.dir().string()}, {"examples", N}, {"num_classes", C},
+                                    {"seconds", seconds}, {"sequences_per_second", N / std::max(seconds, 1e-9)}};
+  if (t.labelled > 0) {
+    const double acc = static_cast<double>(t.correct) / static_cast<double>(t.labelled);
+    std::fprintf(stderr, "accuracy: %.4f (%lld/%lld)\n", acc, static_cast<long long>(t.correct),
+                 static_cast<long long>(t.labelled));
+    std::fprintf(stderr, "confusion matrix (rows: target, columns: predicted):\n%6s", "");
+    for (int64_t c = 0; c < C; ++c) std::fprintf(stderr, " %6lld", static_cast<long long>(c));
+    std::fprintf(stderr, "\n");
+    nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+    for (int64_t y = 0; y < C; ++y) {
+      std::fprintf(stderr, "%6lld", static_cast<long long>(y));
+      nlohmann::ordered_json row = nlohmann::ordered_json::array();
+      for (int64_t c = 0; c < C; ++c) {
+        std::fprintf(stderr, " %6lld", static_cast<long long>(t.confusion[static_cast<size_t>(y * C + c)]));
+        row.push_back(t.confusion[static_cast<size_t>(y * C + c)]);
+      }
+      std::fprintf(stderr, "\n");
+      rows.push_back(row);
+    }
+    metrics["accuracy"] = acc;
+    metrics["correct"] = t.correct;
+    metrics["confusion"] = rows;
+  }
+  if (!o.metrics_json.empty()) write_file_atomically(o.metrics_json, metrics.dump(2) + "\n");
 }
 
 int run_classify(const ClassifyOptions& o) {
   const std::vector<std::pair<std::string, std::string>> inputs = {
       {"the input", o.input}, {"--images", o.images}, {"--labels", o.labels}};
   if (!o.output.empty()) check_output_path("-o", o.output, inputs);
+  if (o.resume && o.output.empty()) throw UsageError("--resume continues an output file: give it with -o FILE");
   if (!o.metrics_json.empty()) {
     std::vector<std::pair<std::string, std::string>> taken = inputs;
     taken.emplace_back("-o", o.output);
@@ -123,131 +169,81 @@ int run_classify(const ClassifyOptions& o) {
       throw UsageError("--metrics-json " + o.metrics_json + " is also -o; give them different paths");
   }
   auto model = load_model(o.model);
-  const ModelConfig& cfg = model->config();
-  InputReader reader(cfg);  // refuses an LM
-  Dataset ds = read_inputs(o, reader);
-  const int64_t N = static_cast<int64_t>(ds.examples.size());
-  if (N == 0) throw std::runtime_error((o.input.empty() ? o.images : o.input) + ": no examples to classify");
-  const int64_t C = cfg.classifier->num_classes;
-  const bool real = cfg.embedding.kind == EmbeddingConfig::Kind::real;
+  InputReader reader(model->config());  // refuses an LM
+  std::unique_ptr<InputLines> lines;
+  std::unique_ptr<ExampleSource> source = open_inputs(o, reader, lines);
+  ClassifyJob job(model, {.batch = o.batch, .max_length = o.max_length, .threads = o.model.threads, .logits = o.logits});
 
-  // Batches of similar lengths: little padding. Results go back to input order.
-  std::vector<int64_t> order(static_cast<size_t>(N));
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
-    return ds.examples[static_cast<size_t>(a)].length() < ds.examples[static_cast<size_t>(b)].length();
-  });
-  const int64_t longest = ds.examples[static_cast<size_t>(order.back())].length();
-  if (longest > o.max_length)
-    throw UsageError("input #" + std::to_string(order.back()) + " has " + group_digits(longest) +
-                     " positions, more than --max-length " + group_digits(o.max_length) +
-                     "; raise --max-length (memory grows with batch × length; lower --batch with it) or shorten "
-                     "the input");
-  SessionOptions so;
-  so.max_batch = std::min(o.batch, N);
-  so.max_length = longest;
-  so.threads = o.model.threads;
-  check_activation_memory(cfg, so.max_batch, longest,
-                          "a batch of " + group_digits(so.max_batch) + " inputs of " + group_digits(longest) +
-                              " positions (-b " + group_digits(o.batch) + ")");
-  Session session(model, so);
+  // Predictions in input order as they are made: to stdout, or to -o through OUT.partial.
+  std::optional<PartialOutput> file;
+  const std::string partial = o.output + ".partial";
+  std::string last_done_id;
+  if (!o.output.empty())
+    file.emplace(o.output, o.resume, [&](const std::string& line, int64_t row) {
+      last_done_id = count_done_line(job, line, row, partial);
+    });
+  const int64_t skip = file ? file->rows_done() : 0;
+  if (o.resume) std::fprintf(stderr, "resuming: %s predictions already in %s\n", group_digits(skip).c_str(), partial.c_str());
 
-  std::vector<float> logits(static_cast<size_t>(N * C));
-  std::vector<int32_t> tokens, lengths;
-  std::vector<float> values;
-  Progress progress("classify", N, "seq", !o.no_progress && Progress::stderr_is_terminal());
-  int64_t positions = 0;
-  const int64_t t0 = now_ns();
-  for (int64_t a = 0; a < N; a += so.max_batch) {
-    const int64_t B = std::min(so.max_batch, N - a);
-    const int64_t n = ds.examples[static_cast<size_t>(order[static_cast<size_t>(a + B - 1)])].length();
-    lengths.assign(static_cast<size_t>(B), 0);
-    if (real) values.assign(static_cast<size_t>(B * n), 0.0f);
-    else tokens.assign(static_cast<size_t>(B * n), 0);
-    for (int64_t b = 0; b < B; ++b) {
-      const Example& e = ds.examples[static_cast<size_t>(order[static_cast<size_t>(a + b)])];
-      lengths[static_cast<size_t>(b)] = static_cast<int32_t>(e.length());
-      positions += e.length();
-      if (real) std::copy(e.values.begin(), e.values.end(), values.begin() + b * n);
-      else std::copy(e.tokens.begin(), e.tokens.end(), tokens.begin() + b * n);
-    }
-    std::span<const float> out = real ? session.forward(values, lengths, n) : session.forward(tokens, lengths, n);
-    check_class_logits(model, out, real ? std::span<const int32_t>() : std::span<const int32_t>(tokens),
-                       real ? std::span<const float>(values) : std::span<const float>(), lengths, n,
-                       "input #" + std::to_string(order[static_cast<size_t>(a)]) + "'s batch");
-    for (int64_t b = 0; b < B; ++b)
-      std::copy_n(out.begin() + b * C, C, logits.begin() + order[static_cast<size_t>(a + b)] * C);
-    progress.update(a + B);
-  }
-  const double seconds = static_cast<double>(now_ns() - t0) * 1e-9;
-  progress.finish();
-
-  // Predictions, in input order: to stdout, or whole or not at all to -o (loaders/atomic_file.h).
-  std::optional<AtomicFile> file;
-  if (!o.output.empty()) file.emplace(o.output);
   std::string out;
-  auto flush = [&](bool last) {
-    if (!last && out.size() < (1u << 20)) return;
-    if (file) file->write(out);
-    else if (std::fwrite(out.data(), 1, out.size(), stdout) != out.size())
+  auto flush = [&] {
+    if (file) file->append(out);
+    else if (std::fwrite(out.data(), 1, out.size(), stdout) != out.size() || std::fflush(stdout) != 0)
       throw std::runtime_error("could not write the output (stdout: " + std::string(std::strerror(errno)) + ")");
     out.clear();
   };
-  std::vector<int64_t> confusion(static_cast<size_t>(C * C), 0);
-  int64_t correct = 0;
-  std::vector<float> probs(static_cast<size_t>(C));
-  for (int64_t i = 0; i < N; ++i) {
-    const float* l = logits.data() + i * C;
-    const float top = *std::max_element(l, l + C);
-    double sum = 0;
-    for (int64_t c = 0; c < C; ++c) sum += std::exp(static_cast<double>(l[c]) - top);
-    for (int64_t c = 0; c < C; ++c) probs[static_cast<size_t>(c)] = static_cast<float>(std::exp(static_cast<double>(l[c]) - top) / sum);
-    const int64_t pred = std::max_element(l, l + C) - l;
-    const Example& e = ds.examples[static_cast<size_t>(i)];
-    out += "{\"index\":" + std::to_string(i) + (e.id.empty() ? "" : ",\"id\":" + e.id) +
-           ",\"label\":" + std::to_string(pred) + ",\"probs\":" + number_list(probs.data(), C, "%.6g");
-    if (o.logits) out += ",\"logits\":" + number_list(l, C, "%.9g");
-    if (e.label >= 0) {
-      out += ",\"target\":" + std::to_string(e.label);
-      correct += pred == e.label;
-      ++confusion[static_cast<size_t>(e.label * C + pred)];
+  // Progress in inputs when their count is known (IDX), else in bytes of the input file.
+  const bool counted = source->total >= 0;
+  const int64_t total = counted ? source->total : lines ? lines->size() : -1;
+  Progress progress("classify", total, counted ? "seq" : "B",
+                    total >= 0 && !o.no_progress && Progress::stderr_is_terminal());
+  const int64_t t0 = now_ns();
+  Example e;
+  std::string where;
+  int64_t index = 0;
+  // A bad line or a failed write deep into a long input: what was done before it is kept.
+  struct KeptNote {
+    const std::optional<PartialOutput>& file;
+    ~KeptNote() {
+      if (std::uncaught_exceptions() && file && file->rows_written() > 0)
+        std::fprintf(stderr, "note: the %s predictions made before this are kept in %s; rerun with --resume to "
+                     "continue from there\n", group_digits(file->rows_written()).c_str(), file->partial().c_str());
     }
-    out += "}\n";
-    flush(false);
+  } kept_note{file};
+  while (source->next(e, where)) {
+    if (index < skip) {  // done by the run being resumed; its last id must be this input's
+      if (index == skip - 1 && !last_done_id.empty() && e.id != last_done_id)
+        throw UsageError(where + " has id " + (e.id.empty() ? "none" : e.id) + ", but prediction #" +
+                         std::to_string(index) + " in " + partial + " is for id " + last_done_id +
+                         ": is this the input that run classified? Delete " + partial + " to start over");
+      ++index;
+      continue;
+    }
+    if (job.add(std::move(e), index++, where)) {
+      job.run(out);
+      flush();
+      progress.update(counted ? index : lines->bytes_read());
+    }
   }
-  flush(true);
+  if (index < skip)
+    throw UsageError(partial + " holds " + group_digits(skip) + " predictions, but the input has only " +
+                     group_digits(index) + " inputs: is this the input that run classified? Delete " + partial +
+                     " to start over");
+  job.run(out);
+  flush();
+  const double seconds = static_cast<double>(now_ns() - t0) * 1e-9;
+  progress.finish();
+  if (index == 0) throw std::runtime_error((o.input.empty() ? o.images : o.input) + ": no examples to classify");
   if (file) file->commit();  // stdout is checked once the command returns (main.cpp)
 
+  const int64_t ran = index - skip;
   std::fprintf(stderr, "classified %lld sequences (%lld positions) in %.3f s: %.1f sequences/s, %.0f positions/s "
                "(batch %lld, %d threads)\n",
-               static_cast<long long>(N), static_cast<long long>(positions), seconds, N / std::max(seconds, 1e-9),
-               static_cast<double>(positions) / std::max(seconds, 1e-9), static_cast<long long>(so.max_batch),
-               effective_threads(o.model.threads));
-  nlohmann::ordered_json metrics = {{"model", model->dir().string()}, {"examples", N}, {"num_classes", C},
-                            {"seconds", seconds}, {"sequences_per_second", N / std::max(seconds, 1e-9)}};
-  if (ds.has_labels) {
-    const double acc = static_cast<double>(correct) / static_cast<double>(N);
-    std::fprintf(stderr, "accuracy: %.4f (%lld/%lld)\n", acc, static_cast<long long>(correct), static_cast<long long>(N));
-    std::fprintf(stderr, "confusion matrix (rows: target, columns: predicted):\n%6s", "");
-    for (int64_t c = 0; c < C; ++c) std::fprintf(stderr, " %6lld", static_cast<long long>(c));
-    std::fprintf(stderr, "\n");
-    nlohmann::ordered_json rows = nlohmann::ordered_json::array();
-    for (int64_t y = 0; y < C; ++y) {
-      std::fprintf(stderr, "%6lld", static_cast<long long>(y));
-      nlohmann::ordered_json row = nlohmann::ordered_json::array();
-      for (int64_t c = 0; c < C; ++c) {
-        std::fprintf(stderr, " %6lld", static_cast<long long>(confusion[static_cast<size_t>(y * C + c)]));
-        row.push_back(confusion[static_cast<size_t>(y * C + c)]);
-      }
-      std::fprintf(stderr, "\n");
-      rows.push_back(row);
-    }
-    metrics["accuracy"] = acc;
-    metrics["correct"] = correct;
-    metrics["confusion"] = rows;
-  }
-  if (!o.metrics_json.empty()) write_file_atomically(o.metrics_json, metrics.dump(2) + "\n");
-  if (o.model.verbose) std::fprintf(stderr, "\n%s", session.describe_plans().c_str());
+               static_cast<long long>(ran), static_cast<long long>(job.tally().positions), seconds,
+               ran / std::max(seconds, 1e-9), static_cast<double>(job.tally().positions) / std::max(seconds, 1e-9),
+               static_cast<long long>(o.batch), effective_threads(o.model.threads));
+  print_metrics(o, *model, job, seconds);
+  if (o.model.verbose) std::fprintf(stderr, "\n%s", job.describe_plans().c_str());
   return kExitOk;
 }
 
@@ -265,10 +261,14 @@ Command add_classify(CLI::App& root) {
       "  IDX      Fashion-MNIST: --images FILE [--labels FILE], or an *-images-idx3-ubyte path (its\n"
       "           *-labels-idx1-ubyte beside it is found by name)\n"
       "  -        JSONL on stdin (also when no input is named and stdin is not a terminal)\n"
-      "Sequences are batched by length (-b) and predictions come out in input order, one JSON object per\n"
-      "line: {\"index\", \"id\" (the input's, if it has one), \"label\" (predicted class), \"probs\" (softmax of the\n"
-      "logits), \"target\" (if known)}. JSONL lines take no other keys; either all lines have a label or none.\n"
-      "With labels, accuracy and a confusion matrix go to stderr (and to --metrics-json).");
+      "The input is streamed: a window of inputs (32 batches) is read, sorted by length, classified and\n"
+      "written, so memory stays bounded however long the input is. Predictions come out in input order,\n"
+      "one JSON object per line: {\"index\", \"id\" (the input's, if any), every other key of the JSONL line\n"
+      "(copied as given), \"label\" (predicted class), \"probs\" (softmax of the logits), \"target\" (if known)}.\n"
+      "Either all lines have a label or none. With labels, accuracy and a confusion matrix go to stderr\n"
+      "(and to --metrics-json).\n"
+      "With -o FILE, lines go to FILE.partial as they are made and FILE.partial becomes FILE at the end; if\n"
+      "the job is killed, rerun it with --resume to keep what was done and classify only the rest.");
   add_model_flags(*app, o->model);
   auto* input = app->add_option("input", o->input, "Input file (.jsonl, .tsv, *-images-idx3-ubyte) or '-' for stdin")
                     ->type_name("FILE");
@@ -287,6 +287,9 @@ Command add_classify(CLI::App& root) {
   app->add_option("--metrics-json", o->metrics_json, "Write accuracy, confusion matrix and speed to FILE (JSON)")
       ->type_name("FILE");
   app->add_flag("--logits", o->logits, "Also print the raw class logits of each input");
+  app->add_flag("--resume", o->resume,
+                "Continue an interrupted -o FILE: keep the predictions in FILE.partial (or a finished FILE) and "
+                "classify only the inputs after them");
   app->add_option("--limit", o->limit, "Classify only the first N inputs")->check(integer_in(0));
   app->add_option("--max-length", o->max_length, "Refuse inputs longer than this many positions")
       ->capture_default_str()->check(integer_in(1, kMaxSize));
@@ -307,6 +310,7 @@ Command add_classify(CLI::App& root) {
       "Examples:\n"
       "  longvq classify -m models/listops tests/data/listops_test200.tsv -o pred.jsonl --metrics-json m.json\n"
       "  longvq classify -m models/fashion-seq tests/data/fashion_test1000-images-idx3-ubyte -b 32\n"
+      "  longvq classify -m models/listops big.jsonl -o pred.jsonl --resume   # continues after a kill\n"
       "  echo '{\"tokens\": [3, 1, 4, 1, 5]}' | longvq classify -m tests/fixtures/cls_batchnorm_tokens");
   return {app, [o] { return run_classify(*o); }};
 }

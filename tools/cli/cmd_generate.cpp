@@ -27,6 +27,7 @@
 #include "tools/cli/finite_check.h"
 #include "tools/cli/flag_checks.h"
 #include "tools/cli/generate_batch.h"
+#include "tools/cli/generate_turn.h"
 #include "tools/cli/process_setup.h"
 #include "tools/cli/progress.h"
 #include "tools/cli/stats.h"
@@ -70,88 +71,6 @@ uint64_t random_seed() {
 bool emit(const std::string& bytes) {
   if (bytes.empty()) return true;
   return std::fwrite(bytes.data(), 1, bytes.size(), stdout) == bytes.size() && std::fflush(stdout) == 0;
-}
-
-// One conversation in row 0 of a 1-row state, carried from turn to turn.
-struct Conversation {
-  std::shared_ptr<const Model> model;
-  const Tokenizer& tok;
-  Session& session;
-  State state;
-  std::optional<int32_t> pending;  // the last token, which the state has not consumed
-  std::vector<int32_t> recent;     // the latest context tokens (repetition penalty)
-  bool shown_any = false;          // whether stdout has text yet (vocab models space words)
-};
-
-struct Timing {
-  int64_t prefilled = 0, decoded = 0, generated = 0;
-  int64_t prefill_ns = 0, decode_ns = 0, sample_ns = 0;
-};
-
-struct Turn {
-  std::string text;
-  std::vector<TokenInfo> tokens;
-  FinishReason reason = FinishReason::none;
-  int64_t prompt_tokens = 0;
-};
-
-// Feeds `feed` (the state's unconsumed tokens, then new ones) and samples until the generation
-// stops. `show` gets each piece of text as it becomes safe to show; false from it stops the
-// turn (stdout closed). Every logit is checked to be finite.
-Turn run_turn(Conversation& c, const std::vector<int32_t>& feed, const GenerationParams& gp, bool progress_wanted,
-              Timing& timing, const std::function<bool(const std::string&)>& show) {
-  const int64_t V = c.model->config().vocab_size;
-  Generation gen(c.tok, gp, eos_token(c.tok));
-  gen.accept_context(c.recent);
-  gen.accept_context(std::span<const int32_t>(feed).subspan(c.pending ? 1 : 0));
-  Turn turn;
-  // With nothing to sample, all but the last token are consumed; it stays pending.
-  const size_t consume = gen.finished() ? feed.size() - 1 : feed.size();
-  turn.prompt_tokens = static_cast<int64_t>(consume);
-  std::vector<float> last;
-  if (consume > 0) {
-    const std::span<const int32_t> part(feed.data(), consume);
-    Progress progress("prefill", static_cast<int64_t>(consume), "tok",
-                      progress_wanted && static_cast<int64_t>(consume) > c.session.options().max_chunk &&
-                          Progress::stderr_is_terminal());
-    const int64_t t0 = now_ns();
-    const std::vector<RowTokens> rows = {{0, part}};
-    auto l = c.session.prefill(c.state, rows, [&](size_t, int64_t a, std::span<const float> logits) {
-      const int64_t len = static_cast<int64_t>(logits.size()) / V;
-      check_lm_logits(c.model, logits, part.subspan(static_cast<size_t>(a), static_cast<size_t>(len)),
-                      "prompt tokens " + group_digits(a) + ".." + group_digits(a + len - 1));
-      progress.update(a + len);
-    });
-    last.assign(l.begin(), l.end());
-    timing.prefill_ns += now_ns() - t0;
-    timing.prefilled += static_cast<int64_t>(consume);
-  }
-  bool out_ok = true;
-  while (!gen.finished()) {
-    const int64_t a = now_ns();
-    Generation::Step step = gen.step(last);
-    timing.sample_ns += now_ns() - a;
-    ++timing.generated;
-    turn.tokens.push_back(step.token);
-    if (!c.shown_any && !step.text.empty() && c.tok.kind() == TokenizerConfig::Kind::vocab && step.text[0] == ' ')
-      step.text.erase(0, 1);  // the first word on an empty line
-    c.shown_any = c.shown_any || !step.text.empty();
-    turn.text += step.text;
-    if (!(out_ok = show(step.text))) break;
-    if (step.finished) break;
-    const int32_t next = step.token.id;
-    const int64_t b = now_ns();
-    std::span<const float> logits = c.session.decode(c.state, std::span(&next, 1));
-    timing.decode_ns += now_ns() - b;
-    ++timing.decoded;
-    check_lm_logits(c.model, logits, std::span(&next, 1), "generated token " + group_digits(timing.generated));
-    last.assign(logits.begin(), logits.end());
-  }
-  turn.reason = gen.finished() ? gen.reason() : FinishReason::cancelled;
-  c.pending = gen.pending() ? gen.pending() : std::optional<int32_t>(feed.back());
-  c.recent = gen.recent();
-  if (!out_ok) turn.reason = FinishReason::error;
-  return turn;
 }
 
 nlohmann::ordered_json turn_json(const Tokenizer& tok, const std::string& prompt, const Turn& t, int logprobs) {
@@ -202,9 +121,7 @@ int run_generate(const GenerateOptions& o, const CLI::App& app) {
                        {"-m", (model_dir / "model.safetensors").string()}});
   auto model = load_model(o.model);
   const ModelConfig& cfg = model->config();
-  if (cfg.task != ModelConfig::Task::lm)
-    throw std::runtime_error(model->dir().string() + " is a classifier; generate needs a causal language model "
-                             "(task 'lm'); use 'longvq classify'");
+  check_generate_model(*model);
   check_activation_memory(cfg, 1, o.chunk, "--chunk " + group_digits(o.chunk));
   Tokenizer tok(cfg.tokenizer);
   const std::vector<int32_t> ids = tok.encode(text);
@@ -234,10 +151,7 @@ int run_generate(const GenerateOptions& o, const CLI::App& app) {
                        "--state-out'), so there is nothing to continue from: give a prompt with -p or -f");
   }
   // What the state has not consumed yet: the pending token, <bos> for a new context, the prompt.
-  std::vector<int32_t> feed;
-  if (c.pending) feed.push_back(*c.pending);
-  else if (o.state_in.empty() && bos && (!o.no_bos || ids.empty())) feed.push_back(*bos);
-  feed.insert(feed.end(), ids.begin(), ids.end());
+  std::vector<int32_t> feed = turn_feed(c.pending, bos, o.state_in.empty(), o.no_bos, ids);
   if (feed.empty() && !o.interactive)
     throw UsageError("the prompt is empty and this model has no <bos> token to start from; give a prompt with "
                      "-p TEXT, -f FILE or on stdin");

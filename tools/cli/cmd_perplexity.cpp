@@ -1,7 +1,6 @@
 // longvq perplexity: bits per byte of a text under a byte-level LM, scored exactly as the
-// reference scores the held-out text (tools/longvq_ref/recipes.py, AustenTask.evaluate): the
-// text is ONE sequence [<bos>] + bytes, prefilled in chunks with the state carried across, and
-// every byte is predicted from everything before it.
+// reference scores the held-out text (the scoring itself: perplexity_score.h, shared with the
+// Python binding).
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,6 +19,7 @@
 #include "tools/cli/common.h"
 #include "tools/cli/finite_check.h"
 #include "tools/cli/flag_checks.h"
+#include "tools/cli/perplexity_score.h"
 #include "tools/cli/process_setup.h"
 #include "tools/cli/progress.h"
 #include "tools/cli/stats.h"
@@ -50,70 +50,23 @@ int run_perplexity(const PerplexityOptions& o, const CLI::App& app) {
   name = input_name(path);
 
   auto model = load_model(o.model);
-  const ModelConfig& cfg = model->config();
-  if (cfg.task != ModelConfig::Task::lm || cfg.tokenizer.kind != TokenizerConfig::Kind::bytes)
-    throw std::runtime_error(model->dir().string() + " is a" +
-                             (cfg.task != ModelConfig::Task::lm ? std::string(" classifier")
-                                                                : " '" + std::string(to_string(cfg.tokenizer.kind)) +
-                                                                      "'-tokenizer language model") +
-                             "; perplexity in bits per byte needs a causal LM with the bytes tokenizer");
-  if (std::find(cfg.tokenizer.specials.begin(), cfg.tokenizer.specials.end(), "<bos>") == cfg.tokenizer.specials.end())
-    throw std::runtime_error(model->dir().string() + " has no <bos> token; the text is scored after <bos>, as the "
-                             "model was trained");
-  if (text.empty()) throw std::runtime_error(name + ": the text is empty; nothing to score");
-  if (static_cast<int64_t>(text.size()) > kMaxStatePosition)  // refused now, not hours into the run
-    throw UsageError(name + ": " + group_digits(static_cast<int64_t>(text.size())) + " bytes, more than the longest "
-                     "context a state holds (" + group_digits(kMaxStatePosition) + " tokens): split the text");
-  check_activation_memory(cfg, 1, o.chunk, "--chunk " + group_digits(o.chunk));
-  Tokenizer tok(cfg.tokenizer);
-  const int32_t bos = tok.special_id("<bos>");
-
-  // inputs = <bos> + bytes[0..n-2], targets = bytes[0..n-1].
-  const int64_t n = static_cast<int64_t>(text.size());
-  std::vector<int32_t> inputs(static_cast<size_t>(n));
-  inputs[0] = bos;
-  for (int64_t i = 1; i < n; ++i) inputs[static_cast<size_t>(i)] = static_cast<unsigned char>(text[static_cast<size_t>(i - 1)]);
-
-  SessionOptions so;
-  so.max_batch = 1;
-  so.max_chunk = o.chunk;
+  PerplexityScoreOptions so;
+  so.chunk = o.chunk;
   so.threads = o.model.threads;
-  Session session(model, so);
-  State state = session.new_state(1);
-  const int64_t V = cfg.vocab_size;
-  double nats = 0;
-  Progress progress("perplexity", n, "tok", !o.no_progress && Progress::stderr_is_terminal());
+  so.progress = !o.no_progress;
+  so.describe_plans = o.model.verbose;
   bool out_ok = true;
-  const int64_t t0 = now_ns();
-  // One prefill of the whole text (chunked inside); the sink scores each chunk as it comes.
-  const std::vector<RowTokens> rows = {{0, inputs}};
-  session.prefill(state, rows, [&](size_t, int64_t a, std::span<const float> logits) {
-    const int64_t len = static_cast<int64_t>(logits.size()) / V;
-    check_lm_logits(model, logits, std::span(inputs).subspan(static_cast<size_t>(a), static_cast<size_t>(len)),
-                    name + " bytes " + group_digits(a) + ".." + group_digits(a + len - 1));
-    for (int64_t i = 0; i < len; ++i) {
-      const float* l = logits.data() + i * V;
-      const double top = *std::max_element(l, l + V);
-      double sum = 0;
-      for (int64_t v = 0; v < V; ++v) sum += std::exp(static_cast<double>(l[v]) - top);
-      const int32_t target = static_cast<unsigned char>(text[static_cast<size_t>(a + i)]);
-      const double nll = top + std::log(sum) - static_cast<double>(l[target]);
-      nats += nll;
-      if (o.per_token && out_ok)  // one line per byte: position, byte, its log-probability (nats)
-        out_ok = std::printf("{\"position\":%lld,\"byte\":%d,\"logprob\":%.9g}\n", static_cast<long long>(a + i),
-                             target, -nll) > 0;
-    }
-    progress.update(a + len);
-  });
+  ByteLogprobSink per_byte;
+  if (o.per_token)  // one line per byte: position, byte, its log-probability (nats)
+    per_byte = [&](int64_t position, int byte, double logprob) {
+      if (out_ok)
+        out_ok = std::printf("{\"position\":%lld,\"byte\":%d,\"logprob\":%.9g}\n", static_cast<long long>(position),
+                             byte, logprob) > 0;
+    };
+  const PerplexityResult r = score_perplexity(model, text, name, so, per_byte);
   if (!out_ok) throw std::runtime_error("could not write the output (stdout)");
-  const double seconds = static_cast<double>(now_ns() - t0) * 1e-9;
-  progress.finish();
-  const double nats_per_byte = nats / static_cast<double>(n);
-  const double bpb = nats_per_byte / std::log(2.0);
-  if (!std::isfinite(bpb))  // finite logits give finite losses; this guards the sum itself
-    throw std::runtime_error(name + ": the bits per byte came out as " + strf("%g", bpb) + "; the model's logits "
-                             "are too extreme to score this text");
-  const double tps = static_cast<double>(n) / std::max(seconds, 1e-9);
+  const int64_t n = r.bytes;
+  const double bpb = r.bits_per_byte, nats_per_byte = r.nats_per_byte, seconds = r.seconds, tps = r.tokens_per_second;
 
   if (o.per_token) {  // stdout holds the JSONL; the summary goes to stderr
     std::fprintf(stderr, "bits per byte: %.6f (%s bytes of %s)\n", bpb, group_digits(n).c_str(), name.c_str());
@@ -131,7 +84,7 @@ int run_perplexity(const PerplexityOptions& o, const CLI::App& app) {
     std::printf("perplexity:    %.6f per byte (%.6f nats per byte)\n", std::exp(nats_per_byte), nats_per_byte);
     std::printf("speed:         %.1f tokens/s (%.3f s, %d threads)\n", tps, seconds, effective_threads(o.model.threads));
   }
-  if (o.model.verbose) std::fprintf(stderr, "%s", session.describe_plans().c_str());
+  if (o.model.verbose) std::fprintf(stderr, "%s", r.plans.c_str());
   return kExitOk;
 }
 

@@ -17,13 +17,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include "engine/runtime/install_paths.h"
 #include "loaders/atomic_file.h"
 #include "loaders/load_error.h"
 #include "tools/cli/flag_checks.h"
-
-#ifndef LONGVQ_DEFAULT_MODEL
-#define LONGVQ_DEFAULT_MODEL "models/austen-lm"
-#endif
 
 namespace longvq::cli {
 
@@ -46,7 +43,11 @@ void add_model_flags(CLI::App& app, ModelFlags& f) {
   app.add_flag("-v,--verbose", f.verbose, "Also print the memory plan of every graph the run built (stderr)");
 }
 
-std::filesystem::path default_model_dir() { return LONGVQ_DEFAULT_MODEL; }
+std::filesystem::path default_model_dir() {
+  // Found once (the help texts ask for it too): relative to the binary, engine/runtime/install_paths.h.
+  static const std::filesystem::path dir = longvq::default_model_dir();
+  return dir;
+}
 
 std::filesystem::path resolve_model_dir(const ModelFlags& flags, std::string* why) {
   if (!flags.model.empty()) {
@@ -69,12 +70,10 @@ std::shared_ptr<const Model> load_model(const ModelFlags& flags) {
   const std::filesystem::path dir = resolve_model_dir(flags, &why);
   std::error_code ec;
   if (why == "default" && !std::filesystem::exists(dir, ec))
-    throw std::runtime_error(
-        "no model given and the default model " + dir.string() +
-        " does not exist (it is not trained or downloaded yet).\n"
-        "  Pass a model directory with -m DIR (e.g. -m tests/fixtures/lm_bytes_layernorm_tied, a tiny random "
-        "test model),\n  set LONGVQ_MODEL=DIR, or train the default one: "
-        "(cd tools && /usr/bin/python3 -m longvq_ref.train austen-lm)");
+    throw std::runtime_error(longvq::default_model_missing_message(
+        "Pass a model directory with -m DIR (e.g. -m tests/fixtures/lm_bytes_layernorm_tied, a tiny random "
+        "test model),\n  set LONGVQ_MODEL=DIR, install longvq (cmake --install build --prefix PREFIX), or, in a "
+        "source checkout,\n  train the default one: (cd tools && /usr/bin/python3 -m longvq_ref.train austen-lm)"));
   ModelOptions options;
   options.backend = flags.backend == "cuda"  ? BackendKind::cuda
                     : flags.backend == "cpu" ? BackendKind::cpu

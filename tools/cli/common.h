@@ -38,7 +38,7 @@ class InputError : public std::runtime_error {
 };
 
 struct ModelFlags {
-  std::string model;           // -m; empty: $LONGVQ_MODEL, else the compiled-in default
+  std::string model;           // -m; empty: $LONGVQ_MODEL, else the default (default_model_dir())
   int threads = 0;             // 0 = all cores
   std::string backend = "auto";
   bool no_mmap = false;
@@ -48,7 +48,8 @@ struct ModelFlags {
 // Adds -m/--model, -t/--threads, --backend, --no-mmap and -v/--verbose to a subcommand.
 void add_model_flags(CLI::App& app, ModelFlags& flags);
 
-// The compiled-in default model directory (models/austen-lm in the source tree).
+// The default model directory: share/longvq/models/austen-lm found relative to this binary
+// (installed or in the build tree; longvq::default_model_dir(), engine/runtime/install_paths.h).
 std::filesystem::path default_model_dir();
 // -m, else $LONGVQ_MODEL, else the default; `why` says which it was ("-m", "LONGVQ_MODEL", "default").
 // A LONGVQ_MODEL that is set but empty is a UsageError (it must not quietly mean the default).

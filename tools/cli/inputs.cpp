@@ -3,9 +3,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
+
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
+#include "loaders/file_io.h"
 #include "tools/cli/common.h"
 #include "tools/cli/suggest.h"
 #include "tools/cli/text_input.h"
@@ -82,6 +86,8 @@ class LabelRule {
 };
 
 const std::vector<std::string> kJsonlKeys = {"id", "label", "pixels", "text", "tokens"};
+// What an output line holds besides the echoed fields (classify_job.h).
+const std::vector<std::string> kOutputKeys = {"index", "probs", "logits", "target"};
 
 }  // namespace
 
@@ -124,12 +130,12 @@ void InputReader::finish(Example& e, const std::string& where) const {
 
 Example InputReader::parse_jsonl_line(const std::string& line, const std::string& where,
                                       const ReadOptions& options) const {
-  nlohmann::json j;
+  nlohmann::ordered_json j;  // ordered: the echoed fields keep the line's order
   std::string duplicate;
   std::vector<std::string> keys;
   // nlohmann keeps the last of two equal keys silently; the callback sees every key.
-  auto see_key = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
-    if (event == nlohmann::json::parse_event_t::key && depth == 1) {
+  auto see_key = [&](int depth, nlohmann::ordered_json::parse_event_t event, nlohmann::ordered_json& parsed) {
+    if (event == nlohmann::ordered_json::parse_event_t::key && depth == 1) {
       const std::string& k = parsed.get_ref<const std::string&>();
       if (std::find(keys.begin(), keys.end(), k) != keys.end() && duplicate.empty()) duplicate = k;
       keys.push_back(k);
@@ -137,7 +143,7 @@ Example InputReader::parse_jsonl_line(const std::string& line, const std::string
     return true;
   };
   try {
-    j = nlohmann::json::parse(line, see_key);
+    j = nlohmann::ordered_json::parse(line, see_key);
   } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range: a number too large
     std::string what = e.what();
     const size_t colon = what.rfind(": ");
@@ -147,18 +153,30 @@ Example InputReader::parse_jsonl_line(const std::string& line, const std::string
     throw InputError(where + ": expected a JSON object like {\"tokens\": [...]}, {\"text\": \"...\"} or "
                      "{\"pixels\": [...]}");
   if (!duplicate.empty()) throw InputError(where + ": the key \"" + duplicate + "\" appears twice; give it once");
+  Example e;
+  // Other fields are the user's (a file name, a split, ...): echoed into the prediction. A key a
+  // letter or two from one of ours is a typo that would silently lose a label or an input.
   for (auto it = j.begin(); it != j.end(); ++it) {
-    if (std::find(kJsonlKeys.begin(), kJsonlKeys.end(), it.key()) != kJsonlKeys.end()) continue;
-    const std::string guess = closest(it.key(), kJsonlKeys);
-    throw InputError(where + ": unknown key \"" + it.key() + "\"" + (guess.empty() ? "" : " (did you mean \"" + guess + "\"?)") +
-                     "; a line holds one of \"tokens\", \"text\" or \"pixels\", and optionally \"label\" and \"id\"");
+    const std::string& key = it.key();
+    if (std::find(kJsonlKeys.begin(), kJsonlKeys.end(), key) != kJsonlKeys.end()) continue;
+    if (std::find(kOutputKeys.begin(), kOutputKeys.end(), key) != kOutputKeys.end())
+      throw InputError(where + ": the key \"" + key + "\" is one classify writes in its output; rename it (other "
+                       "keys are copied into the output line)");
+    const std::string guess = closest(key, kJsonlKeys);
+    if (!guess.empty())
+      throw InputError(where + ": unknown key \"" + key + "\" (did you mean \"" + guess + "\"?); a line holds one of "
+                       "\"tokens\", \"text\" or \"pixels\", optionally \"label\" and \"id\", and any other keys (copied into "
+                       "the output line)");
+    if (!e.echo.empty()) e.echo += ',';
+    e.echo += nlohmann::json(key).dump();
+    e.echo += ':';
+    e.echo += it.value().dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
   }
   const int kinds = int(j.contains("tokens")) + int(j.contains("text")) + int(j.contains("pixels"));
   if (kinds != 1)
     throw InputError(where + (kinds == 0 ? ": no input: give one of \"tokens\", \"text\" or \"pixels\""
                                          : ": give only one of \"tokens\", \"text\" and \"pixels\""));
   const int64_t V = cfg_.vocab_size;
-  Example e;
   if (j.contains("tokens")) {
     if (real()) throw InputError(where + ": \"tokens\" given, but this model takes pixel values: use \"pixels\"");
     const auto& t = j["tokens"];
@@ -209,117 +227,226 @@ Example InputReader::parse_jsonl_line(const std::string& line, const std::string
   return e;
 }
 
-Dataset InputReader::read_jsonl(std::istream& in, const std::string& name, const ReadOptions& options) const {
-  Dataset ds;
-  std::string line;
-  PixelRule pixels(options.pixels);
-  LabelRule labels;
-  for (int64_t lineno = 1;
-       (options.limit < 0 || static_cast<int64_t>(ds.examples.size()) < options.limit) && next_line(in, line); ++lineno) {
-    if (blank(line)) continue;
-    const std::string where = name + ":" + std::to_string(lineno);
-    Example e = parse_jsonl_line(line, where, options);
-    if (!options.ignore_labels) labels.check(e.label >= 0, where);
-    if (real()) pixels.check(e.length(), where);
-    ds.examples.push_back(std::move(e));
+Example InputReader::parse_tsv_line(const std::string& line, const std::string& where, const ReadOptions& options) const {
+  const size_t tabs = static_cast<size_t>(std::count(line.begin(), line.end(), '\t'));
+  if (tabs != 1)
+    throw InputError(where + ": expected 'TOKENS<TAB>LABEL' (ListOps TSV) with one tab, found " +
+                     (tabs == 0 ? std::string("none") : std::to_string(tabs)));
+  const size_t tab = line.find('\t');
+  const std::string target = line.substr(tab + 1);
+  Example e;
+  try {
+    e.tokens = tok_.encode(std::string_view(line).substr(0, tab));
+  } catch (const TokenizerError& err) {
+    throw InputError(where + ": " + err.what());
   }
-  if (in.bad()) throw std::runtime_error(name + ": read failed");
+  if (!options.ignore_labels) {
+    if (blank(target))
+      throw InputError(where + ": the label after the tab is empty; every line needs its label (--no-labels "
+                       "ignores the labels)");
+    size_t used = 0;
+    long long label = 0;
+    try {
+      label = std::stoll(target, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || !blank(target.substr(used)))
+      throw InputError(where + ": label '" + target + "' is not an integer");
+    check_label(label, where);
+    e.label = static_cast<int32_t>(label);
+  }
+  finish(e, where);
+  return e;
+}
+
+namespace {
+
+// Lines of an istream, for the readers that take one (tests, fuzz targets).
+ExampleSource::NextLine lines_of(std::istream& in, const std::string& name) {
+  return [&in, name](std::string& line) {
+    if (next_line(in, line)) return true;
+    if (in.bad()) throw std::runtime_error(name + ": read failed");
+    return false;
+  };
+}
+
+Dataset collect(ExampleSource& source) {
+  Dataset ds;
+  Example e;
+  std::string where;
+  while (source.next(e, where)) ds.examples.push_back(std::move(e));
   ds.has_labels = !ds.examples.empty() && ds.examples.front().label >= 0;
+  ds.rows = source.rows;
+  ds.cols = source.cols;
   return ds;
 }
 
-Dataset InputReader::read_tsv(std::istream& in, const std::string& name, const ReadOptions& options) const {
-  if (real())
-    throw std::runtime_error(name + ": a TSV holds text tokens, but this model takes pixel values");
-  Dataset ds;
-  std::string line;
-  for (int64_t lineno = 1;
-       (options.limit < 0 || static_cast<int64_t>(ds.examples.size()) < options.limit) && next_line(in, line); ++lineno) {
-    if (lineno == 1 && line.rfind("Source\t", 0) == 0) continue;  // the ListOps header
-    if (blank(line)) continue;
-    const std::string where = name + ":" + std::to_string(lineno);
-    const size_t tabs = static_cast<size_t>(std::count(line.begin(), line.end(), '\t'));
-    if (tabs != 1)
-      throw InputError(where + ": expected 'TOKENS<TAB>LABEL' (ListOps TSV) with one tab, found " +
-                       (tabs == 0 ? std::string("none") : std::to_string(tabs)));
-    const size_t tab = line.find('\t');
-    const std::string target = line.substr(tab + 1);
-    Example e;
-    try {
-      e.tokens = tok_.encode(std::string_view(line).substr(0, tab));
-    } catch (const TokenizerError& err) {
-      throw InputError(where + ": " + err.what());
+class LineSource : public ExampleSource {
+ public:
+  LineSource(NextLine lines, std::string name, const ReadOptions& options)
+      : lines_(std::move(lines)), name_(std::move(name)), options_(options), lineno_(options.first_line - 1) {}
+  bool next(Example& e, std::string& where) final {
+    if (options_.limit >= 0 && count_ >= options_.limit) return false;
+    std::string line;
+    while (lines_(line)) {
+      ++lineno_;
+      if (skip(line)) continue;
+      where = name_ + ":" + std::to_string(lineno_);
+      e = parse(line, where);
+      ++count_;
+      return true;
     }
-    if (!options.ignore_labels) {
-      if (blank(target))
-        throw InputError(where + ": the label after the tab is empty; every line needs its label (--no-labels "
-                         "ignores the labels)");
-      size_t used = 0;
-      long long label = 0;
-      try {
-        label = std::stoll(target, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      if (used == 0 || !blank(target.substr(used)))
-        throw InputError(where + ": label '" + target + "' is not an integer");
-      check_label(label, where);
-      e.label = static_cast<int32_t>(label);
-    }
-    finish(e, where);
-    ds.examples.push_back(std::move(e));
+    return false;
   }
-  if (in.bad()) throw std::runtime_error(name + ": read failed");
+
+ protected:
+  virtual bool skip(const std::string& line) const { return blank(line); }
+  virtual Example parse(const std::string& line, const std::string& where) = 0;
+  NextLine lines_;
+  std::string name_;
+  ReadOptions options_;
+  int64_t lineno_, count_ = 0;
+};
+
+}  // namespace
+
+class InputReader::JsonlSource final : public LineSource {
+ public:
+  JsonlSource(const InputReader& reader, NextLine lines, std::string name, const ReadOptions& options)
+      : LineSource(std::move(lines), std::move(name), options), reader_(reader), pixels_(options.pixels) {}
+
+ private:
+  Example parse(const std::string& line, const std::string& where) override {
+    Example e = reader_.parse_jsonl_line(line, where, options_);
+    if (!options_.ignore_labels) labels_.check(e.label >= 0, where);
+    if (reader_.real()) pixels_.check(e.length(), where);
+    return e;
+  }
+  const InputReader& reader_;
+  PixelRule pixels_;
+  LabelRule labels_;
+};
+
+class InputReader::TsvSource final : public LineSource {
+ public:
+  TsvSource(const InputReader& reader, NextLine lines, std::string name, const ReadOptions& options)
+      : LineSource(std::move(lines), std::move(name), options), reader_(reader) {}
+
+ private:
+  bool skip(const std::string& line) const override {
+    return (lineno_ == 1 && line.rfind("Source\t", 0) == 0) || blank(line);  // the ListOps header
+  }
+  Example parse(const std::string& line, const std::string& where) override {
+    return reader_.parse_tsv_line(line, where, options_);
+  }
+  const InputReader& reader_;
+};
+
+std::unique_ptr<ExampleSource> InputReader::jsonl(ExampleSource::NextLine lines, const std::string& name,
+                                                  const ReadOptions& options) const {
+  return std::make_unique<JsonlSource>(*this, std::move(lines), name, options);
+}
+
+std::unique_ptr<ExampleSource> InputReader::tsv(ExampleSource::NextLine lines, const std::string& name,
+                                                const ReadOptions& options) const {
+  if (real()) throw std::runtime_error(name + ": a TSV holds text tokens, but this model takes pixel values");
+  return std::make_unique<TsvSource>(*this, std::move(lines), name, options);
+}
+
+Dataset InputReader::read_jsonl(std::istream& in, const std::string& name, const ReadOptions& options) const {
+  return collect(*jsonl(lines_of(in, name), name, options));
+}
+
+Dataset InputReader::read_tsv(std::istream& in, const std::string& name, const ReadOptions& options) const {
+  Dataset ds = collect(*tsv(lines_of(in, name), name, options));
   ds.has_labels = !options.ignore_labels && !ds.examples.empty();
   return ds;
 }
 
-Dataset InputReader::read_idx(const std::filesystem::path& images, const std::optional<std::filesystem::path>& labels,
-                              const ReadOptions& options) const {
+class InputReader::IdxSource final : public ExampleSource {
+ public:
+  IdxSource(const InputReader& reader, const std::filesystem::path& images,
+            const std::optional<std::filesystem::path>& labels, const ReadOptions& options)
+      : reader_(reader), where_(images.string()) {
+    std::string why;
+    int err = 0;
+    file_ = std::make_unique<InputFile>(open_regular_file(images, why, err));
+    if (file_->fd() < 0) throw std::runtime_error(where_ + ": " + (err ? "cannot open the file (" + why + ")" : why));
+    unsigned char h[16];
+    if (file_->size() < 16 || ::pread(file_->fd(), h, 16, 0) != 16 || be32(h) != 0x00000803)
+      throw InputError(where_ + ": not an IDX image file (expected magic 0x00000803 and three dimensions)");
+    const uint64_t n = be32(h + 4), r = be32(h + 8), c = be32(h + 12);
+    const std::string dims = std::to_string(n) + " images of " + std::to_string(r) + " × " + std::to_string(c);
+    uint64_t need = 0;  // checked: 2^31 × 2^31 × 4 must not wrap to a small number
+    const bool wraps = __builtin_mul_overflow(r, c, &per_) || __builtin_mul_overflow(n, per_, &need) ||
+                       __builtin_add_overflow(need, uint64_t{16}, &need);
+    if (per_ == 0 && !wraps) throw InputError(where_ + ": images of " + std::to_string(r) + " × " + std::to_string(c) + " pixels");
+    if (wraps || file_->size() != need)
+      throw InputError(where_ + ": " + dims + " need " + (wraps ? "more than 2^64" : std::to_string(need)) +
+                       " bytes, the file has " + std::to_string(file_->size()) + " (truncated, or not an IDX file?)");
+    PixelRule(options.pixels == kSamePixels ? kAnyPixels : options.pixels).check(static_cast<int64_t>(per_), where_);
+    if (labels) {
+      labels_name_ = labels->string();
+      labels_ = read_input(labels_name_, options.max_input_bytes);
+      const auto* q = reinterpret_cast<const unsigned char*>(labels_.data());
+      if (labels_.size() < 8 || be32(q) != 0x00000801)
+        throw InputError(labels_name_ + ": not an IDX label file (expected magic 0x00000801 and one dimension)");
+      if (be32(q + 4) != n || labels_.size() != 8 + n)
+        throw InputError(labels_name_ + ": " + std::to_string(be32(q + 4)) + " labels in " +
+                         std::to_string(labels_.size()) + " bytes, but the images file holds " + std::to_string(n) +
+                         " images");
+    }
+    count_ = options.limit < 0 ? n : std::min<uint64_t>(n, static_cast<uint64_t>(options.limit));
+    total = static_cast<int64_t>(count_);
+    rows = static_cast<int64_t>(r);
+    cols = static_cast<int64_t>(c);
+  }
+
+  bool next(Example& e, std::string& where) override {
+    if (i_ >= count_) return false;
+    where = where_ + ": record " + std::to_string(i_);
+    pixels_.resize(per_);
+    const off_t at = static_cast<off_t>(16 + i_ * per_);
+    for (size_t got = 0; got < per_;) {  // pread may return less than asked
+      const ssize_t k = ::pread(file_->fd(), pixels_.data() + got, per_ - got, at + static_cast<off_t>(got));
+      if (k <= 0)
+        throw std::runtime_error(where + ": read failed (" + (k == 0 ? std::string("the file shrank while read")
+                                                                     : std::string(std::strerror(errno))) + ")");
+      got += static_cast<size_t>(k);
+    }
+    e = Example();
+    e.values = reader_.tok_.encode_pixels(pixels_);
+    if (!labels_.empty()) {
+      const int64_t y = static_cast<unsigned char>(labels_[8 + i_]);
+      reader_.check_label(y, labels_name_ + ": record " + std::to_string(i_));
+      e.label = static_cast<int32_t>(y);
+    }
+    ++i_;
+    return true;
+  }
+
+ private:
+  const InputReader& reader_;
+  std::string where_, labels_name_, labels_;
+  std::unique_ptr<InputFile> file_;
+  uint64_t per_ = 0, count_ = 0, i_ = 0;
+  std::vector<uint8_t> pixels_;
+};
+
+std::unique_ptr<ExampleSource> InputReader::idx(const std::filesystem::path& images,
+                                                const std::optional<std::filesystem::path>& labels,
+                                                const ReadOptions& options) const {
   if (!real())
     throw std::runtime_error(images.string() + ": IDX images hold pixels, but this model takes tokens (its "
                              "tokenizer is '" + std::string(to_string(cfg_.tokenizer.kind)) + "')");
-  const std::string img = read_input(images.string(), options.max_input_bytes);
-  const std::string where = images.string();
-  const auto* p = reinterpret_cast<const unsigned char*>(img.data());
-  if (img.size() < 16 || be32(p) != 0x00000803)
-    throw InputError(where + ": not an IDX image file (expected magic 0x00000803 and three dimensions)");
-  const uint64_t n = be32(p + 4), rows = be32(p + 8), cols = be32(p + 12);
-  const std::string dims = std::to_string(n) + " images of " + std::to_string(rows) + " × " + std::to_string(cols);
-  uint64_t per = 0, need = 0;  // checked: 2^31 × 2^31 × 4 must not wrap to a small number
-  const bool wraps = __builtin_mul_overflow(rows, cols, &per) || __builtin_mul_overflow(n, per, &need) ||
-                     __builtin_add_overflow(need, uint64_t{16}, &need);
-  if (per == 0 && !wraps) throw InputError(where + ": images of " + std::to_string(rows) + " × " + std::to_string(cols) + " pixels");
-  if (wraps || img.size() != need)
-    throw InputError(where + ": " + dims + " need " + (wraps ? "more than 2^64" : std::to_string(need)) +
-                     " bytes, the file has " + std::to_string(img.size()) + " (truncated, or not an IDX file?)");
-  PixelRule(options.pixels == kSamePixels ? kAnyPixels : options.pixels).check(static_cast<int64_t>(per), where);
-  std::string lab;
-  if (labels) {
-    lab = read_input(labels->string(), options.max_input_bytes);
-    const auto* q = reinterpret_cast<const unsigned char*>(lab.data());
-    if (lab.size() < 8 || be32(q) != 0x00000801)
-      throw InputError(labels->string() + ": not an IDX label file (expected magic 0x00000801 and one dimension)");
-    if (be32(q + 4) != n || lab.size() != 8 + n)
-      throw InputError(labels->string() + ": " + std::to_string(be32(q + 4)) + " labels in " +
-                       std::to_string(lab.size()) + " bytes, but the images file holds " + std::to_string(n) +
-                       " images");
-  }
-  const uint64_t count = options.limit < 0 ? n : std::min<uint64_t>(n, static_cast<uint64_t>(options.limit));
-  Dataset ds;
-  ds.has_labels = labels.has_value() && count > 0;
-  ds.rows = static_cast<int64_t>(rows);
-  ds.cols = static_cast<int64_t>(cols);
-  ds.examples.resize(count);
-  for (uint64_t i = 0; i < count; ++i) {
-    Example& e = ds.examples[i];
-    e.values = tok_.encode_pixels({reinterpret_cast<const uint8_t*>(img.data()) + 16 + i * per, per});
-    if (labels) {
-      const int64_t y = static_cast<unsigned char>(lab[8 + i]);
-      check_label(y, labels->string() + ": record " + std::to_string(i));
-      e.label = static_cast<int32_t>(y);
-    }
-  }
+  return std::make_unique<IdxSource>(*this, images, labels, options);
+}
+
+Dataset InputReader::read_idx(const std::filesystem::path& images, const std::optional<std::filesystem::path>& labels,
+                              const ReadOptions& options) const {
+  Dataset ds = collect(*idx(images, labels, options));
+  ds.has_labels = labels.has_value() && !ds.examples.empty();
   return ds;
 }
 

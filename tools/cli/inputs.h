@@ -15,6 +15,8 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <istream>
 #include <optional>
 #include <string>
@@ -31,6 +33,7 @@ struct Example {
   std::vector<float> values;    // real-embedded models (pixels, normalized)
   int32_t label = -1;           // -1: unknown
   std::string id;               // the JSONL "id" as JSON text (echoed in the predictions); "" = none
+  std::string echo;             // the JSONL line's other fields as JSON members ("k":v,...), echoed
   int64_t length() const { return static_cast<int64_t>(tokens.empty() ? values.size() : tokens.size()); }
 };
 
@@ -48,7 +51,8 @@ struct ReadOptions {
   // Pixels per input, for pixels models: kSamePixels = as many as the first input of the file
   // (the images of one data set have one size), kAnyPixels = any number, N > 0 = exactly N.
   int64_t pixels = 0;
-  int64_t max_input_bytes = kDefaultMaxInputBytes;  // IDX files (JSONL and TSV come as streams)
+  int64_t max_input_bytes = kDefaultMaxInputBytes;  // IDX label files (the rest is streamed)
+  int64_t first_line = 1;       // the number of the first line read (a slice of a larger file)
 };
 inline constexpr int64_t kSamePixels = 0;
 inline constexpr int64_t kAnyPixels = -1;
@@ -61,13 +65,35 @@ InputFormat detect_format(const std::string& path);
 // (also "images.idx3-ubyte" → "labels.idx1-ubyte"); empty when the name has no such part.
 std::filesystem::path idx_labels_beside(const std::filesystem::path& images);
 
+// Examples one at a time, as classify streams them: memory holds one line or one image.
+class ExampleSource {
+ public:
+  using NextLine = std::function<bool(std::string&)>;  // the next line, without "\n"; false at the end
+  virtual ~ExampleSource() = default;
+  // The next example and where it is ("data.jsonl:12", "images: record 3"); false at the end.
+  // Throws InputError naming the line or record.
+  virtual bool next(Example& e, std::string& where) = 0;
+  int64_t total = -1;          // examples in all when known up front (IDX), else -1
+  int64_t rows = 0, cols = 0;  // IDX: each image's size
+};
+
 // Turns records into model inputs for one model: checks input kinds against the embedding,
 // token ids against the vocabulary and labels against the classes.
 class InputReader {
  public:
   explicit InputReader(const ModelConfig& cfg);
 
-  // `name` is used in messages ("data.jsonl", "<stdin>").
+  // Streaming readers: the reader must outlive them. `name` is used in messages ("data.jsonl",
+  // "<stdin>").
+  std::unique_ptr<ExampleSource> jsonl(ExampleSource::NextLine lines, const std::string& name,
+                                       const ReadOptions& options = {}) const;
+  std::unique_ptr<ExampleSource> tsv(ExampleSource::NextLine lines, const std::string& name,
+                                     const ReadOptions& options = {}) const;
+  std::unique_ptr<ExampleSource> idx(const std::filesystem::path& images,
+                                     const std::optional<std::filesystem::path>& labels,
+                                     const ReadOptions& options = {}) const;
+
+  // Whole inputs at once (tests, fuzz targets).
   Dataset read_jsonl(std::istream& in, const std::string& name, const ReadOptions& options = {}) const;
   Dataset read_tsv(std::istream& in, const std::string& name, const ReadOptions& options = {}) const;
   Dataset read_idx(const std::filesystem::path& images, const std::optional<std::filesystem::path>& labels,
@@ -78,6 +104,10 @@ class InputReader {
   void check_label(int64_t label, const std::string& where) const;
   void finish(Example& e, const std::string& where) const;
   Example parse_jsonl_line(const std::string& line, const std::string& where, const ReadOptions& options) const;
+  Example parse_tsv_line(const std::string& line, const std::string& where, const ReadOptions& options) const;
+  class JsonlSource;
+  class TsvSource;
+  class IdxSource;
 
   ModelConfig cfg_;
   Tokenizer tok_;

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <stdexcept>
 
@@ -59,6 +61,72 @@ std::string read_input(const std::string& path, int64_t max_bytes) {
   if (status == ReadStatus::too_big) throw too_big("the file grew while read:");
   if (status == ReadStatus::failed) throw std::runtime_error(path + ": read failed (" + std::strerror(err) + ")");
   return text;
+}
+
+InputLines::InputLines(const std::string& path, int64_t max_line_bytes)
+    : name_(input_name(path)), max_line_(max_line_bytes) {
+  if (path == "-") {
+    if (stdin_closed())
+      throw UsageError("stdin is closed, so there is no input to read; give a file or pipe the input in");
+    fd_ = STDIN_FILENO;
+    return;
+  }
+  std::string why;
+  int err = 0;
+  InputFile file = open_regular_file(path, why, err);
+  if (file.fd() < 0) {
+    if (err == 0)
+      throw std::runtime_error(path + ": " + why + "; give a regular file (to read a pipe or a device, pass it on "
+                               "stdin: '-')");
+    throw std::runtime_error(path + ": cannot open the file (" + why + ")");
+  }
+  fd_ = ::dup(file.fd());  // InputFile closes its own descriptor
+  if (fd_ < 0) throw std::runtime_error(path + ": cannot open the file (" + std::strerror(errno) + ")");
+  own_ = true;
+  size_ = static_cast<int64_t>(file.size());
+}
+
+InputLines::~InputLines() {
+  if (own_) ::close(fd_);
+}
+
+bool InputLines::fill() {
+  if (eof_) return false;
+  if (at_ > 0) buf_.erase(0, at_), at_ = 0;
+  char chunk[1 << 16];
+  for (;;) {
+    const ssize_t k = ::read(fd_, chunk, sizeof chunk);
+    if (k < 0 && errno == EINTR) continue;
+    if (k < 0) throw std::runtime_error(name_ + ": read failed (" + std::strerror(errno) + ")");
+    if (k == 0) {
+      eof_ = true;
+      return false;
+    }
+    buf_.append(chunk, static_cast<size_t>(k));
+    return true;
+  }
+}
+
+bool InputLines::next(std::string& line) {
+  for (;;) {
+    const size_t nl = buf_.find('\n', std::max(at_, scanned_));  // a long line is scanned once, not per chunk
+    if (nl != std::string::npos || (eof_ && at_ < buf_.size())) {
+      const size_t end = nl == std::string::npos ? buf_.size() : nl;
+      line.assign(buf_, at_, end - at_);
+      consumed_ += static_cast<int64_t>(end - at_ + (nl == std::string::npos ? 0 : 1));
+      at_ = end + (nl == std::string::npos ? 0 : 1);
+      scanned_ = at_;
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      return true;
+    }
+    if (static_cast<int64_t>(buf_.size() - at_) > max_line_)
+      throw UsageError(name_ + ": stopped reading: more than --max-input-bytes " + group_digits(max_line_) +
+                       " in one line; raise --max-input-bytes or give shorter lines");
+    scanned_ = buf_.size();
+    const size_t before = at_;
+    if (!fill() && at_ >= buf_.size()) return false;
+    scanned_ -= before - at_;  // fill() moved the unread bytes to the front
+  }
 }
 
 }  // namespace longvq::cli

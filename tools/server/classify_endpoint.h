@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/longvq.h"
+#include "engine/serving/classifier.h"
 #include "engine/text/tokenizer.h"
 
 namespace longvq::server {
@@ -33,6 +34,7 @@ class ClassifyEndpoint {
   const Tokenizer& tok_;
   Limits limits_;
   std::mutex mu_;
+  Classifier classifier_;  // guarded by mu_; its plan grows to the longest request seen
 };
 
 }  // namespace longvq::server
