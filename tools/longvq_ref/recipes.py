@@ -74,6 +74,17 @@ def austen_recipe() -> Recipe:
                   eval_limit=60_000, notes=notes)
 
 
+def austen_wide_recipe(d: int = 192, layers: int = 6) -> Recipe:
+    """Issue 20's candidate default LM: wider and deeper than austen-lm, trained for several CPU-hours
+    (resumable across sessions: the schedule is by step, checkpoints every 100 steps)."""
+    cfg = Config(vocab_size=257, d_model=d, hidden_dim=2 * d, z_dim=d // 2, ema_ndim=16, ffn_dim=2 * d,
+                 n_layers=layers, attention=AttentionConfig(codebook_size=64, window=32), norm="layernorm",
+                 prenorm=True, task="lm", embedding=EmbeddingConfig("token", math.sqrt(d)), tie_embeddings=True,
+                 tokenizer=TokenizerConfig(kind="bytes", specials=["<bos>"]))
+    return Recipe("austen-lm-wide", cfg, "austen", steps=12000, batch=16, seq_len=256, lr=2e-3, warmup=300,
+                  eval_every=500, eval_limit=60_000)
+
+
 def listops_recipe() -> Recipe:
     from longvq_data import listops
     cfg = Config(vocab_size=len(listops.VOCAB), d_model=64, hidden_dim=64, z_dim=32, ema_ndim=16, ffn_dim=128,
@@ -125,7 +136,7 @@ def fashion_recipe() -> Recipe:
                   eval_every=250, eval_limit=1000, init_from="data/fashion-seq-3000", notes=notes)
 
 
-RECIPES = {"austen-lm": austen_recipe, "listops": listops_recipe, "fashion-seq": fashion_recipe}
+RECIPES = {"austen-lm": austen_recipe, "austen-lm-wide": austen_wide_recipe, "listops": listops_recipe, "fashion-seq": fashion_recipe}
 
 
 # -- tasks ------------------------------------------------------------------------------------
