@@ -90,6 +90,7 @@ def test_save_load_continue(tiny_lm, tmp_path):
     st.save(tmp_path / "row1.state", row=1)
     back = s.load_state(tmp_path / "all.state")
     assert back.positions == st.positions
+    assert longvq.State.load(tmp_path / "all.state", s).positions == st.positions
     np.testing.assert_array_equal(s.decode(back, [9, 9]), s.decode(st, [9, 9]))
     fresh = s.new_state(3)
     fresh.load_row(str(tmp_path / "row1.state"), 2)

@@ -54,6 +54,19 @@ void check_out(py::object out, const std::vector<py::ssize_t>& shape) {
   }
 }
 
+PyState load_state(PySession& s, py::handle path) {
+  const std::string p = to_path(path, "path");
+  std::string warning;
+  std::optional<State> st;
+  {
+    py::gil_scoped_release nogil;
+    std::lock_guard lock(s.core->mu);
+    st.emplace(State::load(p, s.core->session.model(), s.core->session.backend(), &warning));
+  }
+  if (!warning.empty()) PyErr_WarnEx(PyExc_UserWarning, warning.c_str(), 1);
+  return PyState{s.core, std::move(*st)};
+}
+
 py::array_t<float> prefill(PySession& s, PyState& st, py::handle tokens, int64_t row, py::object out) {
   check_state(s, st);
   std::vector<int32_t> ids = py::isinstance<py::str>(tokens) ? s.core->h->tok.encode(py::cast<std::string>(tokens))
@@ -151,6 +164,10 @@ void register_session(py::module_& m) {
         else s.state.save(p);
       }, py::arg("path"), py::arg("row") = py::none(),
          "Writes the state (or one row as a 1-row state) to a file, atomically (docs/file-formats.md §3).")
+      .def_static("load", [](py::handle path, PySession& session) { return load_state(session, path); },
+                  py::arg("path"), py::arg("session"),
+                  "State.load(path, session): a state file read into a new State of `session` (the same as "
+                  "session.load_state(path)).")
       .def("load_row", [](PyState& s, py::handle path, int64_t row) {
         const std::string p = to_path(path, "path");
         std::string warning;
@@ -188,18 +205,8 @@ void register_session(py::module_& m) {
         std::lock_guard lock(s.core->mu);
         return PyState{s.core, s.core->session.new_state(batch)};
       }, py::arg("batch") = 1, "A new State of `batch` empty rows.")
-      .def("load_state", [](PySession& s, py::handle path) {
-        const std::string p = to_path(path, "path");
-        std::string warning;
-        std::optional<State> st;
-        {
-          py::gil_scoped_release nogil;
-          std::lock_guard lock(s.core->mu);
-          st.emplace(State::load(p, s.core->session.model(), s.core->session.backend(), &warning));
-        }
-        if (!warning.empty()) PyErr_WarnEx(PyExc_UserWarning, warning.c_str(), 1);
-        return PyState{s.core, std::move(*st)};
-      }, py::arg("path"), "Reads a state file (State.save, `longvq generate --state-out`) into a new State.")
+      .def("load_state", &load_state, py::arg("path"),
+           "Reads a state file (State.save, `longvq generate --state-out`) into a new State.")
       .def("prefill", &prefill, py::arg("state"), py::arg("tokens"), py::arg("row") = 0, py::arg("out") = py::none(),
            "Row `row` consumes `tokens` (ids, or a str encoded by the tokenizer; no <bos> is added); returns the "
            "logits after the last one, [V] float32.")
