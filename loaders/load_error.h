@@ -21,7 +21,7 @@ class LoadError : public std::runtime_error {
     truncated,          // file shorter than its header says (or than 8 bytes)
     bad_header,         // header length over the limit, header not an object, entry malformed
     bad_json,           // header or config.json is not valid JSON
-    unknown_dtype,      // dtype not in F64 F32 F16 BF16 I64 I32 U8
+    unknown_dtype,      // dtype not in F64 F32 F16 BF16 I64 I32 I8 U8
     bad_shape,          // shape is not a list of non-negative integers
     bad_size,           // data_offsets span differs from prod(shape) × dtype size
     out_of_range,       // data_offsets not inside the data area

@@ -44,7 +44,45 @@ std::string path_problem(const std::filesystem::path& path, bool directory) {
   if (directory ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode)) return "";
   return "is " + file_kind_name(st.st_mode) + (directory ? ", not a directory" : ", not a regular file") + advice;
 }
+// An I8 tensor of the file: a 2-D "*.weight" matrix with F16 scales [out, ceil(in / 32)].
+void check_int8_matrix(const SafetensorsFile& weights, const std::string& name, const TensorInfo& info) {
+  const std::string where = weights.path().string();
+  const std::string fix = "; re-export the model (python3 -m longvq_ref.export convert MODEL --out NEW --int8)";
+  if (info.shape.size() != 2 || !name.ends_with(".weight"))
+    throw LoadError(K::wrong_dtype, where, name,
+                    "tensor '" + name + "' is I8, but only the 2-D *.weight matrices may be int8" + fix);
+  const std::string sname = name + kInt8ScalesSuffix;
+  const std::vector<int64_t> want{info.shape[0], (info.shape[1] + kInt8Block - 1) / kInt8Block};
+  const std::string need = "F16 " + detail::py_list_repr(want) + " (one per block of " + std::to_string(kInt8Block) +
+                           " inputs of each of the " + std::to_string(info.shape[0]) + " rows)";
+  const TensorInfo* s = weights.find(sname);
+  if (s == nullptr)
+    throw LoadError(K::missing_tensor, where, sname,
+                    "tensor '" + sname + "' is missing: the I8 matrix '" + name + "' " +
+                        detail::py_list_repr(info.shape) + " needs its scales, " + need + fix);
+  if (s->dtype != FileDType::F16)
+    throw LoadError(K::wrong_dtype, where, sname,
+                    "tensor '" + sname + "' is " + std::string(file_dtype_name(s->dtype)) + "; the scales of '" + name +
+                        "' must be " + need + fix);
+  if (s->shape != want)
+    throw LoadError(K::shape_mismatch, where, sname,
+                    "tensor '" + sname + "' has shape " + detail::py_list_repr(s->shape) + "; the scales of '" + name +
+                        "' " + detail::py_list_repr(info.shape) + " must be " + need + fix);
+}
 }  // namespace
+
+const TensorInfo* int8_scales(const SafetensorsFile& weights, const std::string& name) {
+  const TensorInfo* t = weights.find(name);
+  if (t == nullptr || t->dtype != FileDType::I8) return nullptr;
+  return weights.find(name + kInt8ScalesSuffix);
+}
+
+bool is_int8_scales(const SafetensorsFile& weights, const std::string& name) {
+  const std::string_view suffix = kInt8ScalesSuffix;
+  if (name.size() <= suffix.size() || !name.ends_with(suffix)) return false;
+  const TensorInfo* t = weights.find(std::string_view(name).substr(0, name.size() - suffix.size()));
+  return t != nullptr && t->dtype == FileDType::I8;
+}
 
 void check_model_weights(const ModelConfig& cfg, const SafetensorsFile& weights) {
   const std::string where = weights.path().string();
@@ -89,7 +127,7 @@ void check_model_weights(const ModelConfig& cfg, const SafetensorsFile& weights)
   }
   std::vector<std::string> unexpected;  // tensors() is sorted by name, as Python's sorted()
   for (const auto& [name, info] : weights.tensors()) {
-    if (!want_by_name.count(name)) unexpected.push_back(name);
+    if (!want_by_name.count(name) && !is_int8_scales(weights, name)) unexpected.push_back(name);
   }
   if (!unexpected.empty()) {
     throw LoadError(K::unexpected_tensor, where, unexpected.front(),
@@ -107,17 +145,29 @@ void check_model_weights(const ModelConfig& cfg, const SafetensorsFile& weights)
   }
   for (const auto& t : want) {
     const TensorInfo& info = *weights.find(t.name);
+    if (info.dtype == FileDType::I8) {
+      check_int8_matrix(weights, t.name, info);
+      continue;
+    }
     if (info.dtype != FileDType::F32 && info.dtype != FileDType::BF16) {
       throw LoadError(K::wrong_dtype, where, t.name,
                       "tensor '" + t.name + "' is " + std::string(file_dtype_name(info.dtype)) +
-                      "; model weights must be F32 or BF16, re-export the model");
+                      "; model weights must be F32 or BF16 (or I8 for a 2-D *.weight matrix, with F16 scales), "
+                      "re-export the model");
     }
   }
-  for (const auto& t : want)  // a NaN or infinite weight poisons every output: refuse it here
-    if (const auto bad = first_non_finite(*weights.find(t.name)))
-      throw LoadError(K::bad_value, where, t.name,
-                      "tensor '" + t.name + "' holds " + std::to_string(bad->value) + " at element " +
+  for (const auto& t : want) {  // a NaN or infinite weight poisons every output: refuse it here
+    const TensorInfo* info = weights.find(t.name);
+    std::string name = t.name;
+    if (info->dtype == FileDType::I8) {  // int8 values are finite; their scales may not be
+      name += kInt8ScalesSuffix;
+      info = weights.find(name);
+    }
+    if (const auto bad = first_non_finite(*info))
+      throw LoadError(K::bad_value, where, name,
+                      "tensor '" + name + "' holds " + std::to_string(bad->value) + " at element " +
                           std::to_string(bad->index) + "; the file is corrupt, re-export the model");
+  }
 }
 
 ModelFile load_model_dir(const std::filesystem::path& dir, LoadMode mode) {

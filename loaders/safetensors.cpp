@@ -39,7 +39,7 @@ using K = LoadError::Kind;
   throw LoadError(kind, file, tensor, msg);
 }
 
-std::string known_dtypes() { return "F64, F32, F16, BF16, I64, I32, U8"; }
+std::string known_dtypes() { return "F64, F32, F16, BF16, I64, I32, I8, U8"; }
 
 // Validates the header of the whole file [base, base + size) and fills the maps.
 // Returns where the data area starts.
@@ -197,6 +197,7 @@ size_t file_dtype_size(FileDType t) {
     case FileDType::BF16: return 2;
     case FileDType::I64: return 8;
     case FileDType::I32: return 4;
+    case FileDType::I8: return 1;
     case FileDType::U8: return 1;
   }
   return 0;
@@ -210,6 +211,7 @@ std::string_view file_dtype_name(FileDType t) {
     case FileDType::BF16: return "BF16";
     case FileDType::I64: return "I64";
     case FileDType::I32: return "I32";
+    case FileDType::I8: return "I8";
     case FileDType::U8: return "U8";
   }
   return "?";
@@ -217,7 +219,7 @@ std::string_view file_dtype_name(FileDType t) {
 
 std::optional<FileDType> parse_file_dtype(std::string_view s) {
   for (FileDType t : {FileDType::F64, FileDType::F32, FileDType::F16, FileDType::BF16, FileDType::I64,
-                      FileDType::I32, FileDType::U8}) {
+                      FileDType::I32, FileDType::I8, FileDType::U8}) {
     if (s == file_dtype_name(t)) return t;
   }
   return std::nullopt;

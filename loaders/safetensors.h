@@ -25,7 +25,7 @@
 namespace longvq {
 
 // The element types a safetensors file can hold (the names are the file's dtype strings).
-enum class FileDType { F64, F32, F16, BF16, I64, I32, U8 };
+enum class FileDType { F64, F32, F16, BF16, I64, I32, I8, U8 };
 
 size_t file_dtype_size(FileDType t);                            // bytes per element
 std::string_view file_dtype_name(FileDType t);                  // "F32", "BF16", ...

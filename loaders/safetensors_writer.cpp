@@ -15,7 +15,7 @@ size_t element_size(const std::string& dtype) {
   if (dtype == "F64" || dtype == "I64") return 8;
   if (dtype == "F32" || dtype == "I32") return 4;
   if (dtype == "F16" || dtype == "BF16") return 2;
-  if (dtype == "U8") return 1;
+  if (dtype == "U8" || dtype == "I8") return 1;
   throw std::invalid_argument("safetensors writer: unknown dtype " + dtype);
 }
 

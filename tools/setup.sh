@@ -8,6 +8,9 @@
 #                              Catch2, PyTorch, numpy, pytest, OpenBLAS, clang with its sanitizer
 #                              and libFuzzer runtimes, and the services the tests start
 #   bash tools/setup.sh bench  the test set plus what the benchmarks under tools/bench plot with
+#   bash tools/setup.sh arm    what the aarch64 cross build and its tests under qemu need
+#                              (tools/test_aarch64.sh): CMake, Ninja, the header-only libraries,
+#                              the aarch64 cross compiler and qemu's user-mode emulator
 #
 # With no argument: `test` (everything). Idempotent: packages already present are skipped, so a
 # re-run costs well under a second. Measured sizes and times are in the README.
@@ -38,6 +41,13 @@ test_packages=(
   curl redis-server nginx
   # python3 -m longvq.dask and its tests (a real scheduler and workers; dataframes need pandas)
   python3-distributed python3-pandas
+  # tools/test_aarch64.sh (part of tools/test.sh): the arm set below
+)
+
+# tools/test_aarch64.sh: the aarch64 cross compiler (its libstdc++ and libgomp come with it) and
+# qemu-aarch64 to run what it builds; the header-only libraries are the host's.
+arm_packages=(
+  g++-aarch64-linux-gnu qemu-user
 )
 
 # tools/bench/*.py draw their plots with matplotlib; no test needs it.
@@ -47,12 +57,13 @@ bench_packages=(
 
 case "$profile" in
   run) packages=("${run_packages[@]}") ;;
-  test) packages=("${run_packages[@]}" "${test_packages[@]}") ;;
-  bench) packages=("${run_packages[@]}" "${test_packages[@]}" "${bench_packages[@]}") ;;
+  test) packages=("${run_packages[@]}" "${test_packages[@]}" "${arm_packages[@]}") ;;
+  bench) packages=("${run_packages[@]}" "${test_packages[@]}" "${arm_packages[@]}" "${bench_packages[@]}") ;;
+  arm) packages=(cmake ninja-build nlohmann-json3-dev catch2 "${arm_packages[@]}") ;;
   list-run) printf '%s\n' "${run_packages[@]}"; exit 0 ;;
-  list-test) printf '%s\n' "${run_packages[@]}" "${test_packages[@]}"; exit 0 ;;
+  list-test) printf '%s\n' "${run_packages[@]}" "${test_packages[@]}" "${arm_packages[@]}"; exit 0 ;;
   *)
-    echo "usage: bash tools/setup.sh [run|test|bench]   (run: build and run the product; test: also every test tool; bench: also the benchmarks' plotting)" >&2
+    echo "usage: bash tools/setup.sh [run|test|bench|arm]   (run: build and run the product; test: also every test tool; bench: also the benchmarks' plotting; arm: the aarch64 cross build and qemu)" >&2
     exit 2
     ;;
 esac

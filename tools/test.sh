@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test. Stops at the first failing stage:
-#   1. the C++ suite (ctest; CUDA tests skip visibly without a GPU),
+#   1. the C++ suite (ctest; CUDA tests skip visibly without a GPU), then its op, loader, engine
+#      and serving tests cross-built for aarch64 and run under qemu (tools/test_aarch64.sh),
 #   2. the same suite under AddressSanitizer + UndefinedBehaviorSanitizer (the slow runs over the
 #      shipped models and the 10^6-step runs are left to stage 1), the concurrency tests under
 #      ThreadSanitizer, and a 10-second libFuzzer smoke of every fuzz target (fixed seed) (tools/sanitize.sh),
@@ -14,6 +15,9 @@ jobs=$(nproc)
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DLONGVQ_TESTS=ON
 cmake --build build -j "$jobs"
 (cd build && ctest --output-on-failure -j "$jobs")
+
+# The CPU engine on aarch64: the op, loader, engine and serving tests cross-built and run under qemu.
+bash tools/test_aarch64.sh
 
 bash tools/sanitize.sh asan -E "shipped|default model"
 bash tools/sanitize.sh tsan

@@ -113,6 +113,9 @@ class Device : public Memory {
   // True when linear and embed_tokens take bf16 weight matrices; otherwise a model's BF16
   // matrices are widened to f32 at load (same values: bf16 → f32 is exact).
   virtual bool bf16_weights() const { return false; }
+  // True when linear and embed_tokens take q8_0 weight matrices (DType::q8); otherwise a model's
+  // int8 matrices are dequantized to f32 at load (the same values: the dequantization is exact).
+  virtual bool q8_weights() const { return false; }
   virtual void upload(void* dst, const void* src, size_t bytes) = 0;  // host → device, synchronous
   // The weight `dense` (device memory) in this device's private layout for `use`, or nothing
   // when its kernels read the dense tensor itself.

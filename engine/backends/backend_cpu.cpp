@@ -81,6 +81,7 @@ class CpuDevice final : public Device {
   std::string name() const override { return "cpu"; }
   bool host_memory() const override { return true; }
   bool bf16_weights() const override { return true; }
+  bool q8_weights() const override { return true; }
   void* allocate(size_t bytes) override { return host_allocate(bytes); }
   void deallocate(void* ptr) override { host_free(ptr); }
   void upload(void* dst, const void* src, size_t bytes) override { host_copy(dst, src, bytes); }

@@ -11,6 +11,7 @@ size_t dtype_size(DType t) {
     case DType::i32: return 4;
     case DType::i64: return 8;
     case DType::bf16: return 2;
+    case DType::q8: return 1;  // per value; TensorRef::nbytes() adds the scales
   }
   throw std::logic_error("unknown dtype");
 }
@@ -21,6 +22,7 @@ const char* dtype_name(DType t) {
     case DType::i32: return "i32";
     case DType::i64: return "i64";
     case DType::bf16: return "bf16";
+    case DType::q8: return "q8_0";
   }
   return "?";
 }

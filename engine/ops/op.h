@@ -18,8 +18,9 @@
 namespace longvq {
 
 // bf16: weight matrices only (linear W, embed_tokens table), on backends whose device says
-// bf16_weights().
-enum class DType : uint8_t { f32, i32, i64, bf16 };
+// bf16_weights(). q8 ("q8_0"): the same matrices block-quantized to int8, on backends whose device
+// says q8_weights() (layout below).
+enum class DType : uint8_t { f32, i32, i64, bf16, q8 };
 size_t dtype_size(DType);
 const char* dtype_name(DType);
 // bf16 is the top half of an f32: widening is exact; narrowing rounds to nearest even, as the
@@ -29,6 +30,20 @@ inline uint16_t f32_to_bf16(float x) {
   const uint32_t bits = std::bit_cast<uint32_t>(x);
   return static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
 }
+
+// q8: a matrix [R, C] as int8 values with one scale per block of kQ8Block consecutive values of a
+// row (the last block of a row may be shorter): value[r][c] = float(q[r][c]) · scale[r][c / 32].
+// Dense layout (one buffer): the R·C int8 values row-major, then, from q8_scales_offset(R, C)
+// (R·C rounded up to 64 bytes), the R × q8_blocks(C) scales as f32. Files store the scales as
+// f16 (docs/file-formats.md), so the product has at most 8 + 11 significant bits: exact in f32,
+// the same value however it is computed. dtype_size(q8) is 1 (the values); nbytes() counts both.
+inline constexpr int64_t kQ8Block = 32;
+inline int64_t q8_blocks(int64_t cols) { return (cols + kQ8Block - 1) / kQ8Block; }
+inline size_t q8_scales_offset(int64_t rows, int64_t cols) { return static_cast<size_t>(rows * cols + 63) / 64 * 64; }
+inline size_t q8_bytes(int64_t rows, int64_t cols) {
+  return q8_scales_offset(rows, cols) + static_cast<size_t>(rows * q8_blocks(cols)) * sizeof(float);
+}
+inline float q8_value(int8_t q, float scale) { return static_cast<float>(q) * scale; }
 
 enum class OpKind : uint8_t {
   embed_tokens,   // out[t] = scale · table[tokens[t]]                          [T] i32, [V,d] → [T,d]
@@ -190,7 +205,14 @@ struct TensorRef {
   int64_t numel() const;
   int64_t rows() const;  // all dims but the last
   int64_t cols() const;  // the last dim
-  size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype); }  // dense size
+  size_t nbytes() const {  // dense size
+    return dtype == DType::q8 ? q8_bytes(rows(), cols()) : static_cast<size_t>(numel()) * dtype_size(dtype);
+  }
+  // A dense q8 tensor's parts (the layout above).
+  const int8_t* q8_values() const { return static_cast<const int8_t*>(data); }
+  const float* q8_scales() const {
+    return reinterpret_cast<const float*>(static_cast<const char*>(data) + q8_scales_offset(rows(), cols()));
+  }
   template <typename T> T* as() const { return static_cast<T*>(data); }
 };
 

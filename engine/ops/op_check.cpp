@@ -85,11 +85,12 @@ class Checker {
   void dtype(Slot s, DType want) const {
     if (t(s).dtype != want) fail(who(s) + ": expected dtype " + dtype_name(want) + ", found " + dtype_name(t(s).dtype));
   }
-  // A weight matrix: f32, or bf16 (the dtype the remaining checks then expect).
+  // A weight matrix: f32, bf16 or q8_0 (the dtype the remaining checks then expect).
   DType matrix_dtype(Slot s) const {
     require(s, "it is required");
     const DType d = t(s).dtype;
-    if (d != DType::f32 && d != DType::bf16) fail(who(s) + ": expected dtype f32 or bf16, found " + dtype_name(d));
+    if (d != DType::f32 && d != DType::bf16 && d != DType::q8)
+      fail(who(s) + ": expected dtype f32, bf16 or q8_0, found " + dtype_name(d));
     return d;
   }
   void min_rank(Slot s, size_t r, DType want) const {

@@ -3,7 +3,8 @@
 // One Model may be shared by any number of threads (each with its own Session and State):
 // nothing in it changes after load(). Weights are used in place when the device works in host
 // memory and the file is mmap'd F32; otherwise they are converted to F32 and uploaded once.
-// BF16 weight matrices stay BF16 on devices that run them (CPU): half the bytes per token. The
+// BF16 weight matrices stay BF16 on devices that run them (CPU): half the bytes per token; I8
+// matrices (with their per-block scales) run as q8_0 there, else are dequantized to f32. The
 // device may also keep its own layout of a weight for the ops that read it (Device::
 // prepare_weight: the CPU packs linear matrices); the model holds both and the graph asks for
 // the one its op reads (WeightUse), never knowing what the layout is.
@@ -37,8 +38,9 @@ class Model {
   // as the op reading it wants it: `use` = linear gives the device's prepared copy if it made one.
   const TensorRef& weight(const std::string& name, WeightUse use = WeightUse::dense) const;
   bool has_weight(const std::string& name) const { return weights_.count(name) > 0; }
-  size_t weight_bytes() const { return weight_bytes_; }      // bytes of the file's tensors as run (f32 or bf16)
+  size_t weight_bytes() const { return weight_bytes_; }      // bytes of the file's tensors as run (f32, bf16, q8_0)
   int bf16_matrices() const { return bf16_matrices_; }        // how many weights run as bf16
+  int q8_matrices() const { return q8_matrices_; }            // how many weights run as q8_0 (int8 files, CPU)
   size_t prepared_bytes() const { return prepared_bytes_; }  // the device's own copies (e.g. CPU panels)
   int64_t parameter_count() const { return parameters_; }
   const std::filesystem::path& dir() const { return dir_; }
@@ -59,6 +61,7 @@ class Model {
   std::map<std::pair<std::string, WeightUse>, TensorRef> prepared_;
   size_t weight_bytes_ = 0;
   int bf16_matrices_ = 0;
+  int q8_matrices_ = 0;
   size_t prepared_bytes_ = 0;
   int64_t parameters_ = 0;
 };

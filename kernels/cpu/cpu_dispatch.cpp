@@ -17,7 +17,7 @@ CpuIsa best_supported() {
     return CpuIsa::avx512;
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return CpuIsa::avx2;
 #endif
-  return CpuIsa::generic;
+  return CpuIsa::generic;  // and always elsewhere (aarch64): the portable kernels, vectorized for NEON
 }
 
 CpuIsa initial_isa() {

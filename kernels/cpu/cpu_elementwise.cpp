@@ -20,6 +20,7 @@ struct GatesArgs {
 namespace v_generic {
 #include "kernels/cpu/cpu_gates_body.inc"
 }
+#if defined(__x86_64__) || defined(__i386__)
 LONGVQ_ISA_BEGIN_AVX2
 namespace v_avx2 {
 #include "kernels/cpu/cpu_gates_body.inc"
@@ -30,6 +31,10 @@ namespace v_avx512 {
 #include "kernels/cpu/cpu_gates_body.inc"
 }
 LONGVQ_ISA_END
+#else  // no AVX copies: the names the drivers dispatch on are the generic one (cpu_isa.h)
+namespace v_avx2 = v_generic;
+namespace v_avx512 = v_generic;
+#endif
 
 constexpr int64_t kBlock = 1 << 14;  // elements per parallel piece of an elementwise op
 
@@ -54,6 +59,18 @@ void embed_tokens(const OpCall& c, const CpuContext& ctx) {
     if (ids[t] < 0 || ids[t] >= V)
       throw std::out_of_range("embed_tokens: token " + std::to_string(ids[t]) + " at " + std::to_string(t) +
                               " is outside the vocabulary [0, " + std::to_string(V) + ")");
+  if (table.dtype == DType::q8) {  // the looked-up row is dequantized (exact), then scaled as f32
+    const int8_t* Q = table.q8_values();
+    const float* S = table.q8_scales();
+    const int64_t nb = q8_blocks(d);
+    parallel_for(T, ctx, static_cast<double>(d), [&](int64_t t) {
+      const int8_t* row = Q + ids[t] * d;
+      const float* sc = S + ids[t] * nb;
+      float* o = out + t * d;
+      for (int64_t i = 0; i < d; ++i) o[i] = scale * q8_value(row[i], sc[i / kQ8Block]);
+    });
+    return;
+  }
   if (table.dtype == DType::bf16) {
     const uint16_t* E = table.as<const uint16_t>();
     parallel_for(T, ctx, static_cast<double>(d), [&](int64_t t) {

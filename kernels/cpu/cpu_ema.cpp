@@ -41,6 +41,7 @@ constexpr bool kFma = false;
 constexpr int kSteps = 1;
 #include "kernels/cpu/cpu_ema_body.inc"
 }
+#if defined(__x86_64__) || defined(__i386__)
 LONGVQ_ISA_BEGIN_AVX2
 namespace v_avx2 {
 constexpr bool kFma = true;
@@ -55,6 +56,10 @@ constexpr int kSteps = 8;
 #include "kernels/cpu/cpu_ema_body.inc"
 }
 LONGVQ_ISA_END
+#else  // no AVX copies: the names the drivers dispatch on are the generic one (cpu_isa.h)
+namespace v_avx2 = v_generic;
+namespace v_avx512 = v_generic;
+#endif
 
 }  // namespace
 

@@ -14,7 +14,9 @@
 // bf16 W gives bit for bit the result of its f32 widening, with half the bytes streamed. The CPU
 // device packs every model matrix once at load (Device::prepare_weight, TensorRef::layout =
 // kCpuLinearPanels); a dense W (op tests, other callers) is packed into scratch first.
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#endif
 
 #include "kernels/cpu/cpu_common.h"
 
@@ -81,6 +83,7 @@ void kernel_generic(const LinearArgs<WT>& a, const Block& blk) {
     }
 }
 
+#if defined(__x86_64__) || defined(__i386__)
 // --- AVX2 + FMA: a panel is two 8-lane halves ---------------------------------------------------
 #define LONGVQ_AVX2 __attribute__((target("avx2,fma")))
 LONGVQ_AVX2 inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
@@ -174,6 +177,7 @@ LONGVQ_AVX512 void kernel_avx512(const LinearArgs<WT>& a, const Block& blk) {
     }
 }
 #undef LONGVQ_AVX512
+#endif  // x86
 
 // --- drivers --------------------------------------------------------------------------------
 template <class WT>
@@ -191,6 +195,7 @@ struct Kernels {
 
 template <class WT>
 const Kernels<WT>& kernels() {
+#if defined(__x86_64__) || defined(__i386__)
   static const Kernels<WT> avx512{{nullptr, kernel_avx512<1, 1, WT>, kernel_avx512<1, 2, WT>, kernel_avx512<1, 3, WT>,
                                    kernel_avx512<1, 4, WT>, kernel_avx512<1, 5, WT>, kernel_avx512<1, 6, WT>,
                                    kernel_avx512<1, 7, WT>, kernel_avx512<1, 8, WT>},
@@ -205,16 +210,19 @@ const Kernels<WT>& kernels() {
                                 {nullptr, kernel_avx2<6, 1, WT>},
                                 1,
                                 6};
+#endif
   static const Kernels<WT> generic{{nullptr, kernel_generic<1, 1, WT>, kernel_generic<1, 2, WT>},
                                    2,
                                    {nullptr, kernel_generic<4, 1, WT>},
                                    1,
                                    4};
+#if defined(__x86_64__) || defined(__i386__)
   switch (cpu_isa()) {
     case CpuIsa::avx512: return avx512;
     case CpuIsa::avx2: return avx2;
     case CpuIsa::generic: break;
   }
+#endif
   return generic;
 }
 
@@ -287,7 +295,10 @@ void linear_as(const OpCall& c, const CpuContext& ctx) {
 
 }  // namespace
 
+void linear_q8(const OpCall& c, const CpuContext& ctx);  // cpu_linear_q8.cpp
+
 void linear(const OpCall& c, const CpuContext& ctx) {
+  if (c.in(LinearIn::W).dtype == DType::q8) return linear_q8(c, ctx);
   if (c.in(LinearIn::W).dtype == DType::bf16) return linear_as<uint16_t>(c, ctx);
   linear_as<float>(c, ctx);
 }
@@ -298,6 +309,7 @@ namespace longvq {
 constexpr int64_t P = kCpuLinearPanel;
 
 size_t cpu_linear_panel_bytes(int64_t out, int64_t in, DType dtype) {
+  if (dtype == DType::q8) return cpu_linear_q8_panel_bytes(out, in);
   return static_cast<size_t>((out + P - 1) / P * in * P) * dtype_size(dtype);
 }
 
@@ -321,6 +333,7 @@ void pack_panels_as(const unsigned char* src, T* panels, int64_t out, int64_t in
 
 void cpu_pack_linear_panels(const TensorRef& W, void* dst) {
   const int64_t out = W.shape.at(0), in = W.shape.at(1);
+  if (W.dtype == DType::q8) return cpu_pack_linear_q8_panels(W, dst);
   const auto* src = static_cast<const unsigned char*>(W.data);
   if (dtype_size(W.dtype) == 2) return pack_panels_as(src, static_cast<uint16_t*>(dst), out, in);
   pack_panels_as(src, static_cast<uint32_t*>(dst), out, in);

@@ -27,7 +27,11 @@ void cpu_run(const OpCall& call, const CpuContext& ctx);
 inline constexpr uint8_t kCpuLinearPanels = 1;
 inline constexpr int64_t kCpuLinearPanel = 16;
 size_t cpu_linear_panel_bytes(int64_t out, int64_t in, DType dtype);
-void cpu_pack_linear_panels(const TensorRef& W, void* dst);  // W [out, in] f32 or bf16, dense → panels
+void cpu_pack_linear_panels(const TensorRef& W, void* dst);  // W [out, in] f32, bf16 or q8, dense → panels
+// A q8 W's panels (cpu_linear_q8.cpp; the two above call these for q8): per panel of 16 outputs,
+// blocks of 32 inputs, each 16 f32 scales then 32 × 16 int8 values.
+size_t cpu_linear_q8_panel_bytes(int64_t out, int64_t in);
+void cpu_pack_linear_q8_panels(const TensorRef& W, void* dst);
 
 // The instruction set the vectorized kernels use: the best this CPU supports, unless lowered by
 // cpu_force_isa or the environment variable LONGVQ_CPU_ISA=generic|avx2|avx512 (tests, benchmarks).

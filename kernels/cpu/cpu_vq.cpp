@@ -12,7 +12,9 @@
 // not depend on how the queries are split, i.e. on the thread count, nor on how a stateful
 // chunk is split into calls. A stateful call then updates the state exactly as n decode steps
 // (push_key): ring slot = position mod W; the key leaving the ring joins cache_u / cache_n.
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#endif
 
 #include <limits>
 #include <stdexcept>
@@ -58,13 +60,17 @@ struct AttnArgs {
 // of floats / doubles and the multiply-add on them, fused (one rounding) where the target has
 // FMA. Intrinsics rather than lane loops of __builtin_fmaf, which GCC vectorizes only sometimes.
 
+#if defined(__x86_64__) || defined(__i386__)
 // The last two halvings of fold_row (lane l += lane l + w for w = lanes/2 .. 1), on 4 lanes.
 inline float fold4(__m128 x) {
   x = _mm_add_ps(x, _mm_movehl_ps(x, x));                           // l + (l + 2)
   return _mm_cvtss_f32(_mm_add_ss(x, _mm_shuffle_ps(x, x, 1)));   // l + (l + 1)
 }
+#endif
 
-namespace v_generic {  // x86-64 baseline: SSE2, no FMA (__builtin_fmaf would call libm)
+// The portable copy (x86-64 baseline: SSE2; aarch64: NEON): mul + add, never fused, so that it
+// computes the same on every machine (on x86 without FMA, __builtin_fmaf would call libm).
+namespace v_generic {
 constexpr int kFloatLanes = 4;
 typedef float vf __attribute__((vector_size(16)));
 typedef double vd __attribute__((vector_size(16)));
@@ -72,13 +78,20 @@ inline float fmadd(float a, float b, float c) { return a * b + c; }
 inline double fmadd(double a, double b, double c) { return a * b + c; }
 inline void vfma(vf& acc, const vf& w, const vf& x) { acc = w * x + acc; }
 inline void vfma(vd& acc, const vd& w, const vd& x) { acc = w * x + acc; }
-inline void vbroadcast(vf& v, float x) { v = _mm_set1_ps(x); }
-inline void vbroadcast(vd& v, double x) { v = _mm_set1_pd(x); }
 typedef vf vr;
 constexpr int kRowLanes = 4, kScoreBlocks = 2;
+#if defined(__x86_64__) || defined(__i386__)
+inline void vbroadcast(vf& v, float x) { v = _mm_set1_ps(x); }
+inline void vbroadcast(vd& v, double x) { v = _mm_set1_pd(x); }
 inline float fold_row(const vr& v) { return fold4(v); }
+#else
+inline void vbroadcast(vf& v, float x) { v = vf{x, x, x, x}; }
+inline void vbroadcast(vd& v, double x) { v = vd{x, x}; }
+inline float fold_row(const vr& v) { return (v[0] + v[2]) + (v[1] + v[3]); }  // as fold4
+#endif
 #include "kernels/cpu/cpu_vq_body.inc"
 }
+#if defined(__x86_64__) || defined(__i386__)
 LONGVQ_ISA_BEGIN_AVX2
 namespace v_avx2 {
 constexpr int kFloatLanes = 8;
@@ -116,6 +129,10 @@ inline void vfma(vr& acc, const vr& w, const vr& x) { acc = _mm256_fmadd_ps(w, x
 #include "kernels/cpu/cpu_vq_body.inc"
 }
 LONGVQ_ISA_END
+#else  // no AVX copies: the names pick() takes are the generic one (cpu_isa.h)
+namespace v_avx2 = v_generic;
+namespace v_avx512 = v_generic;
+#endif
 
 template <class F>
 F pick(F generic, F avx2, F avx512) {

@@ -66,8 +66,10 @@ CudaOptions cuda_options_from_env() {
 }
 
 std::string cuda_unsupported_reason(const OpCall& c) {
-  for (const TensorRef& t : c.inputs)  // Backend::bf16_weights() is false: models widen them at load
+  for (const TensorRef& t : c.inputs) {  // bf16_weights() and q8_weights() are false: models widen at load
     if (t.dtype == DType::bf16) return "the CUDA kernels take f32 weights, not bf16";
+    if (t.dtype == DType::q8) return "the CUDA kernels take f32 weights, not q8_0";
+  }
   return c.op == OpKind::vq_attention ? cuda::vq_attention_unsupported_reason(c) : "";
 }
 

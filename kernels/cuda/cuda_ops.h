@@ -71,7 +71,7 @@ size_t cuda_prepare(const OpCall& call, const CudaContext& ctx);
 // graphs) once cuda_prepare(call) ran and ctx.scratch holds the bytes it returned.
 void cuda_run(const OpCall& call, const CudaContext& ctx);
 
-// Why the CUDA kernels cannot run `call` ("" when they can): bf16 weights, or more shared memory
+// Why the CUDA kernels cannot run `call` ("" when they can): bf16 or q8_0 weights, or more shared memory
 // per block than the device allows.
 std::string cuda_unsupported_reason(const OpCall& call);
 

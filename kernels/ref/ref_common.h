@@ -24,10 +24,18 @@ inline double activate(Activation a, double x) {
 }
 
 
-// A weight matrix (f32 or bf16) as f32; a bf16 one is widened into `storage`.
+// A weight matrix (f32, bf16 or q8_0) as f32; a bf16 one is widened, a q8_0 one dequantized,
+// into `storage`.
 inline const float* matrix_f32(const TensorRef& t, std::vector<float>& storage) {
   if (t.dtype == DType::f32) return t.as<const float>();
   storage.resize(static_cast<size_t>(t.numel()));
+  if (t.dtype == DType::q8) {
+    const int64_t R = t.rows(), C = t.cols(), nb = q8_blocks(C);
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t c = 0; c < C; ++c)
+        storage[static_cast<size_t>(r * C + c)] = q8_value(t.q8_values()[r * C + c], t.q8_scales()[r * nb + c / kQ8Block]);
+    return storage.data();
+  }
   for (size_t i = 0; i < storage.size(); ++i) storage[i] = bf16_to_f32(t.as<const uint16_t>()[i]);
   return storage.data();
 }

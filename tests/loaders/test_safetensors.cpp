@@ -57,7 +57,7 @@ std::vector<BrokenCase> broken_cases() {
   c.push_back({"entry not an object", raw_file("{\"w\":[1,2,3]}", d8), K::bad_header,
                "tensor 'w' needs exactly dtype", "w"});
   c.push_back({"unknown dtype", raw_file("{" + entry("w", "\"F8\"", "[8]", "[0,8]") + "}", d8), K::unknown_dtype,
-               "tensor 'w' has unknown dtype 'F8' (known: F64, F32, F16, BF16, I64, I32, U8)", "w"});
+               "tensor 'w' has unknown dtype 'F8' (known: F64, F32, F16, BF16, I64, I32, I8, U8)", "w"});
   c.push_back({"lower-case dtype", raw_file("{" + entry("w", "\"f32\"", "[2]", "[0,8]") + "}", d8), K::unknown_dtype,
                "unknown dtype 'f32'", "w"});
   c.push_back({"dtype not a string", raw_file("{" + entry("w", "4", "[2]", "[0,8]") + "}", d8), K::unknown_dtype,

@@ -54,7 +54,7 @@ TEST_CASE("check_op_call refuses malformed calls and says why", "[op_check]") {
   {
     Case c = lin;
     c.in[1] = i32_rand(r, lin.in[1].shape(), 0, 1);
-    expect_refusal(c, {"linear", "input 1 (W)", "expected dtype f32 or bf16, found i32"});
+    expect_refusal(c, {"linear", "input 1 (W)", "expected dtype f32, bf16 or q8_0, found i32"});
   }
   {
     Case c = lin;

@@ -164,3 +164,77 @@ def test_export_convert_bf16_stores_only_weight_matrices_and_stays_close(tmp_pat
     b = load_model(tmp_path / "half", dtype=torch.float64)(inputs)[0]
     assert 0 < (a - b).abs().max() < 0.05 * max(1.0, a.abs().max().item())
     assert export_main(["convert", str(src), "--out", str(src), "--bf16"]) == 1  # refuses to overwrite its input
+
+
+def test_int8_quantization_is_q8_0_with_exact_dequantization():
+    rng = np.random.default_rng(0)
+    w = (rng.standard_normal((5, 70)) * 0.05).astype(np.float32)
+    w[0, :32] = 0  # an all-zero block: scale 0, q 0
+    w[1, 40] = 3.0  # one large weight: it sets its block's scale and is stored as ±127
+    q, s = safetensors_io.quantize_int8(w)
+    assert q.dtype == np.int8 and q.shape == (5, 70) and s.dtype == np.float16 and s.shape == (5, 3)
+    assert s[0, 0] == 0 and not q[0, :32].any() and q[1, 40] == 127 and np.abs(q).max() <= 127
+    d = safetensors_io.dequantize_int8(q, s)
+    assert d.dtype == np.float32
+    # exact: the f32 product equals the float64 product (8 x 11 significant bits)
+    assert np.array_equal(d.astype(np.float64), q.astype(np.float64) * np.repeat(s.astype(np.float64), 32, 1)[:, :70])
+    # error at most half a step of its block: |w - d| <= scale / 2 (+ the scale's f16 rounding)
+    step = np.repeat(s.astype(np.float32), 32, 1)[:, :70]
+    assert (np.abs(w - d) <= 0.5 * step * (1 + 2 ** -10) + 1e-12).all()
+    with pytest.raises(SafetensorsError, match="F16 range"):
+        safetensors_io.quantize_int8(np.full((1, 4), 1e7, np.float32))
+
+
+def test_export_convert_int8_stores_matrices_and_scales_and_loads_dequantized(tmp_path):
+    from longvq_ref.export import _main as export_main
+    src = tmp_path / "f32"
+    model = make_model(LM_CONFIGS["layernorm_prenorm_tied"](), seed=3)
+    save_model(model, src)
+    assert export_main(["convert", str(src), "--out", str(tmp_path / "q8"), "--int8"]) == 0
+    blob = (tmp_path / "q8" / "model.safetensors").read_bytes()
+    header = json.loads(blob[8:8 + struct.unpack("<Q", blob[:8])[0]])
+    f32_arrays, _ = safetensors_io.read(src / "model.safetensors")
+    matrices = {n for n, a in f32_arrays.items() if a.ndim == 2 and n.endswith(".weight")}
+    assert matrices and {n for n, v in header.items() if n != "__metadata__" and v["dtype"] == "I8"} == matrices
+    for n in matrices:
+        out, inp = f32_arrays[n].shape
+        assert header[n + "_scales"]["dtype"] == "F16" and header[n + "_scales"]["shape"] == [out, -(-inp // 32)]
+    assert "q8_0" in header["__metadata__"]["int8_matrices"]
+    assert "int8" in (tmp_path / "q8" / "README.md").read_text()
+    # the reference of an int8 model is the f32 model of its dequantized weights
+    arrays, _ = safetensors_io.read(tmp_path / "q8" / "model.safetensors")
+    q8 = load_model(tmp_path / "q8", dtype=torch.float32)
+    for n in matrices:
+        want = safetensors_io.dequantize_int8(arrays[n], arrays[n + "_scales"])
+        assert np.array_equal(q8.state_dict()[n].numpy(), want), n
+    inputs = make_inputs(model.cfg, batch=2, n=9, seed=4)
+    a = load_model(src, dtype=torch.float64)(inputs)[0]
+    b = load_model(tmp_path / "q8", dtype=torch.float64)(inputs)[0]
+    assert 0 < (a - b).abs().max() < 0.05 * max(1.0, a.abs().max().item())
+    with pytest.raises(SystemExit):  # --int8 and --bf16 exclude each other
+        export_main(["convert", str(src), "--out", str(tmp_path / "x"), "--int8", "--bf16"])
+
+
+def test_int8_model_files_refuse_broken_scales(tmp_path):
+    src = tmp_path / "f32"
+    model = make_model(LM_CONFIGS["layernorm_prenorm_tied"](), seed=3)
+    save_model(model, src, int8=True)
+    arrays, meta = safetensors_io.read(src / "model.safetensors")
+    name = "layers.0.mix.v_proj.weight"
+
+    def broken(edit, match):
+        d = tmp_path / "broken"
+        d.mkdir(exist_ok=True)
+        (d / "config.json").write_text((src / "config.json").read_text())
+        a = dict(arrays)
+        edit(a)
+        safetensors_io.write(d / "model.safetensors", a, meta)
+        with pytest.raises(ModelFileError, match=match):
+            load_model(d)
+
+    broken(lambda a: a.pop(name + "_scales"), f"'{name}_scales' is missing")
+    broken(lambda a: a.__setitem__(name + "_scales", a[name + "_scales"].astype(np.float32)), "must be F16")
+    broken(lambda a: a.__setitem__(name + "_scales", a[name + "_scales"][:, :0]), "must be F16")
+    broken(lambda a: a.__setitem__("layers.0.mix.v_proj.bias", np.zeros(a["layers.0.mix.v_proj.bias"].shape,
+                                                                         np.int8)), "only the 2-D")
+    broken(lambda a: a.__setitem__("layers.0.mix.codebook_scales", np.zeros(1, np.float16)), "unexpected tensor")

@@ -1,18 +1,24 @@
 #!/usr/bin/python3
 """longvq CPU comparison harness: the engine against its peers and the machine's physical limits.
 
-  /usr/bin/python3 tools/bench/compare.py            full run (~15 min): writes docs/benchmarks.md
-  /usr/bin/python3 tools/bench/compare.py --quick    small run (~3 min once caches exist)
+  /usr/bin/python3 tools/bench/compare.py            full run (~25 min): writes docs/benchmarks.md
+  /usr/bin/python3 tools/bench/compare.py --quick    small run (~5 min once caches exist)
   /usr/bin/python3 tools/bench/compare.py --only 'decode-*'   some workloads (--list names them)
   /usr/bin/python3 tools/bench/compare.py --show     reprint the last table, measuring nothing
 
 Every workload runs the same model on the same inputs (files written once here) through
-  engine   the C++ engine via tools/bench/engine_bench.cpp (built here in build-bench/)
-  PyTorch  the reference tools/longvq_ref in eager mode, float32, in a subprocess per thread count
-  ORT      ONNX Runtime CPU (npm onnxruntime-node, tools/bench/ort_run.mjs) on an opset-14 export
-at 1 and 2 threads, each with warmup runs and repetitions (median and spread), and measures in
-the same run a STREAM-like read bandwidth and the FMA peak (tools/bench/limits.c), from which it
-derives the fastest each workload could possibly run on this machine. Results go to
+  engine       the C++ engine via tools/bench/engine_bench.cpp (built here in build-bench/)
+  PyTorch ref  the reference tools/longvq_ref in eager mode, float32, in a subprocess per thread count
+  PyTorch fast tools/bench/torch_fast.py: inference written for speed in plain PyTorch (eager)
+  TorchScript  the same module through torch.jit.script
+  ORT          ONNX Runtime CPU (npm onnxruntime-node, tools/bench/ort_run.mjs) on an opset-14 export
+at 1 and 2 threads, each with warmup runs and repetitions (median and spread). The fast peers are
+checked against the reference's logits before they are timed (a peer that disagrees is an
+error, not a number). Ratios are given against the reference, ORT and the strongest peer of
+the row. The peer processes run with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset (OpenBLAS picks
+its kernels for this CPU; the engine's processes keep the environment). The same run measures
+the read bandwidth of L2, the last-level cache and DRAM and the FMA peak (tools/bench/limits.c),
+from which it derives the fastest each workload could possibly run on this machine. Results go to
 data/bench/results.json (every run) and, for a full run, docs/benchmarks.md.
 Speed checks are benchmarks, never timed tests: nothing here fails because something is slow.
 """
@@ -49,8 +55,17 @@ DOC = REPO / "docs" / "benchmarks.md"
 BUILD = REPO / "build-bench"
 HARNESS_VERSION = 1
 THREADS = (1, 2)
-SYSTEMS = ("engine", "torch", "ort")
-SYSTEM_TITLES = {"engine": "engine", "torch": "PyTorch eager", "ort": "ONNX Runtime"}
+SYSTEMS = ("engine", "torch", "torch-fast", "torchscript", "ort")
+SYSTEM_TITLES = {"engine": "engine", "torch": "PyTorch ref", "torch-fast": "PyTorch fast",
+                 "torchscript": "TorchScript fast", "ort": "ONNX Runtime"}
+SHORT = {"engine": "eng", "torch": "ref", "torch-fast": "fast", "torchscript": "TS", "ort": "ORT"}
+FAST_PEERS = ("torch-fast", "torchscript")
+# Set on these machines as a guard against old OpenBLAS bugs; they pin OpenBLAS to Haswell
+# kernels. Unset for the peers' processes only (never in tests or CI).
+BLAS_GUARDS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+# Agreement of a fast peer with the reference: max |Δ logit| <= CHECK_ABS + CHECK_REL · max |ref logit|.
+CHECK_ABS, CHECK_REL = 1e-4, 1e-5
+CHECK_STEPS = 256  # decode steps of the agreement check (64 on models with > 64 MiB of weights)
 T0 = time.time()
 
 
@@ -497,6 +512,16 @@ def torch_task(w, info, p, dump):
     return t
 
 
+def fast_task(w, info, p, dump, ref_dump=None, quick=False):
+    t = torch_task(w, info, p, dump)
+    t["check_abs"], t["check_rel"] = CHECK_ABS, CHECK_REL
+    if w.kind == "decode":
+        t["check_steps"] = CHECK_STEPS if info.weight_bytes <= 64 << 20 else (32 if quick else 64)
+    elif ref_dump is not None:
+        t["ref_dump"] = str(ref_dump)  # the reference's logits of this run, when it ran first
+    return t
+
+
 def ort_task(w, info, p, dump):
     if not p.get("onnx"):
         return None
@@ -523,6 +548,43 @@ def thread_env(threads: int) -> dict:
                 MKL_NUM_THREADS=str(threads))
 
 
+def peer_env(threads: int) -> dict:
+    """The peers' environment: thread counts as above, OpenBLAS free to pick its kernels."""
+    env = thread_env(threads)
+    for k in BLAS_GUARDS:
+        env.pop(k, None)
+    return env
+
+
+def blas_info() -> dict:
+    """Which BLAS this process loaded and which kernels it runs (threadpoolctl, else OpenBLAS's
+    own openblas_get_config / openblas_get_corename through ctypes)."""
+    import ctypes
+    libs = sorted({line.split()[-1] for line in Path("/proc/self/maps").read_text().splitlines()
+                   if "blas" in line.lower() and "/" in line})
+    out = {"libs": libs, "env": {k: os.environ.get(k) for k in BLAS_GUARDS}}
+    try:
+        from threadpoolctl import threadpool_info
+        out["threadpoolctl"] = [{k: v for k, v in i.items() if k in ("internal_api", "version", "architecture",
+                                                                      "num_threads", "filepath")}
+                                for i in threadpool_info()]
+    except Exception:  # noqa: BLE001 - not installed
+        pass
+    for path in libs:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in ("openblas_get_config", "openblas_get_corename"):
+            fn = getattr(lib, name, None)
+            if fn is not None:
+                fn.restype = ctypes.c_char_p
+                out[name[len("openblas_get_"):]] = fn().decode()
+        if "corename" in out:
+            break
+    return out
+
+
 def torch_worker(spec_path: str) -> int:
     """Subprocess side of the PyTorch peer: runs the tasks of SPEC at its thread count."""
     import numpy as np
@@ -531,12 +593,12 @@ def torch_worker(spec_path: str) -> int:
     from longvq_ref.state import State
     spec = json.loads(Path(spec_path).read_text())
     threads = spec["threads"]
+    variant = spec.get("variant", "ref")  # ref | fast | script
     torch.set_num_threads(threads)
     torch.set_num_interop_threads(1)
-    blas = sorted({line.split()[-1] for line in Path("/proc/self/maps").read_text().splitlines()
-                   if "blas" in line.lower() and "/" in line})
+    torch.zeros(8, 8) @ torch.zeros(8, 8)  # loads the BLAS
     out = {"threads": threads, "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-           "blas": blas, "tasks": []}
+           "variant": variant, "blas": blas_info(), "tasks": []}
     models = {}
 
     def tensor(t):
@@ -552,7 +614,15 @@ def torch_worker(spec_path: str) -> int:
                 res["load_s"] = time.perf_counter() - t0
             model = models[task["model"]]
             dumped = []
-            if task["kind"] == "decode":
+            if variant != "ref":
+                once, check = fast_cells(task, model, variant, tensor, dumped)
+                res["check"] = check
+                if not check["ok"]:
+                    res["error"] = (f"disagrees with the reference: max |Δ logit| {check['max_abs']:.2e} > "
+                                    f"{check['tol']:.1e} ({check['what']}); not timed")
+                    out["tasks"].append(res)
+                    continue
+            elif task["kind"] == "decode":
                 tokens = tensor(task["tokens"])  # [steps, batch]
                 base = (State.load(task["state_file"], model.cfg, dtype=torch.float32) if task.get("state_file")
                         else model.init_state(task["batch"]))
@@ -602,19 +672,84 @@ def torch_worker(spec_path: str) -> int:
     return 0
 
 
+def fast_cells(task, model, variant, tensor, dumped):
+    """The timed function of a fast peer (eager or TorchScript) for this task, after checking its
+    logits against the reference's on the same inputs: (once, check)."""
+    import numpy as np
+    import torch
+    import torch_fast
+    from longvq_ref.state import State
+    t0 = time.perf_counter()
+    runner = torch_fast.Runner(model, script=(variant == "script"))
+    with torch.inference_mode():
+        if task["kind"] == "decode":
+            tokens = tensor(task["tokens"])  # [steps, batch]
+            base = State.load(task["state_file"], model.cfg, dtype=torch.float32)
+            runner.load_state(base.clone())
+            n_check = task.get("check_steps", CHECK_STEPS)
+            toks = tokens[torch.arange(n_check) % tokens.shape[0]]
+            st = base.clone()
+            ref = torch.stack([model.step(toks[i], st) for i in range(n_check)])
+            runner.reset_state()
+            got = torch.stack([runner.step(toks[i]) for i in range(n_check)])
+            what = f"{n_check} decode steps × batch {tokens.shape[1]}"
+
+            def once(record):
+                runner.reset_state()
+                t1 = time.perf_counter()
+                for i in range(tokens.shape[0]):
+                    logits = runner.step(tokens[i])
+                    if record:
+                        dumped.append(logits.numpy().copy())
+                return time.perf_counter() - t1
+        else:
+            if task["kind"] == "prefill":
+                x, lengths = tensor(task["tokens"]), None
+                run = lambda: runner.prefill(x)[0]  # noqa: E731 - logits and the decoding state
+                ref_run = lambda: model.prefill(x)[0]  # noqa: E731
+            else:
+                x, lengths = tensor(task["inputs"]), tensor(task["lengths"])
+                run = lambda: runner.classify(x, lengths)  # noqa: E731
+                ref_run = lambda: model(x, lengths, block_len=task.get("block_len"))  # noqa: E731
+            got = run()
+            ref = None
+            rd = Path(task["ref_dump"]) if task.get("ref_dump") else None
+            if rd is not None and rd.is_file() and rd.stat().st_size == 4 * got.numel():
+                ref = torch.from_numpy(np.fromfile(rd, np.float32)).view_as(got)
+                what = f"{task['kind']} logits {list(got.shape)} vs this run's reference cell"
+            else:
+                ref = ref_run()
+                what = f"{task['kind']} logits {list(got.shape)}"
+
+            def once(record):
+                t1 = time.perf_counter()
+                logits = run()
+                s = time.perf_counter() - t1
+                if record:
+                    dumped.append(logits.numpy().copy())
+                return s
+    diff = float((got - ref).abs().max())
+    ref_max = float(ref.abs().max())
+    tol = task.get("check_abs", CHECK_ABS) + task.get("check_rel", CHECK_REL) * ref_max
+    ok = bool(diff <= tol) and bool(torch.isfinite(got).all())
+    return once, {"ok": ok, "max_abs": diff, "ref_max_abs": ref_max, "tol": tol, "what": what,
+                  "s": round(time.perf_counter() - t0, 2)}
+
+
 def run_system(system: str, threads: int, tasks: list, tools: dict) -> dict:
     """All tasks of one system at one thread count, in one process: {name: result}."""
     if not tasks:
         return {}
     spec = {"threads": threads, "tasks": tasks}
     path = RUN / f"spec-{system}-t{threads}.json"
-    env = thread_env(threads)
-    if system == "engine":
+    env = thread_env(threads) if system == "engine" else peer_env(threads)
+    if system in ("torch", "torch-fast", "torchscript"):
+        spec["variant"] = {"torch": "ref", "torch-fast": "fast", "torchscript": "script"}[system]
+        out = run_json([sys.executable, str(Path(__file__).resolve()), "--torch-worker"], spec, path, env)
+    elif system == "engine":
         if "engine" not in tools:
             return {t["name"]: {"error": tools.get("engine_error", "engine driver not built")} for t in tasks}
         out = run_json([tools["engine"]], spec, path, env)
-    elif system == "torch":
-        out = run_json([sys.executable, str(Path(__file__).resolve()), "--torch-worker"], spec, path, env)
     else:
         if "ort" not in tools:
             return {t["name"]: {"error": tools.get("ort_error", "onnxruntime-node missing")} for t in tasks}
@@ -626,24 +761,52 @@ def run_system(system: str, threads: int, tasks: list, tools: dict) -> dict:
 
 
 # -- physical limits ---------------------------------------------------------------------------------
-def measure_limits(tools: dict, quick: bool) -> dict:
-    out = {"stream": {}, "fma": {}}
-    mib = 1024
-    for t in THREADS:
-        r = subprocess.run([tools["limits"], "stream", str(t), str(mib), "3" if quick else "7"],
+def measure_limits(tools: dict, quick: bool, threads=THREADS) -> dict:
+    """Read bandwidth of L2, the last-level cache and DRAM, and the FMA peak, per thread count.
+    `stream` (DRAM) is kept under its old name for older readers of results.json."""
+    out = {"stream": {}, "fma": {}, "levels": {}, "caches": {}}
+    for t in sorted(set(THREADS) | set(threads)):
+        r = subprocess.run([tools["limits"], "levels", str(t), "3" if quick else "7"],
                            capture_output=True, text=True, env=thread_env(t))
-        out["stream"][str(t)] = json.loads(r.stdout)
+        lv = {}
+        for line in r.stdout.splitlines():
+            j = json.loads(line)
+            if j["test"] == "caches":
+                out["caches"] = j
+            elif j["level"] not in lv or j["best_gbs"] > lv[j["level"]]["best_gbs"]:
+                lv[j["level"]] = j  # the best size of this level
+        out["levels"][str(t)] = lv
+        out["stream"][str(t)] = lv["dram"]
         r = subprocess.run([tools["limits"], "fma", str(t)], capture_output=True, text=True, env=thread_env(t))
         out["fma"][str(t)] = json.loads(r.stdout)
-        log(f"limits, {t} thread(s): read {out['stream'][str(t)]['best_gbs']:.1f} GB/s, "
-            f"FMA {out['fma'][str(t)]['gflops']:.0f} GFLOP/s")
+        log(f"limits, {t} thread(s): read " + ", ".join(f"{k} {v['best_gbs']:.1f}" for k, v in lv.items())
+            + f" GB/s; FMA {out['fma'][str(t)]['gflops']:.0f} GFLOP/s")
     return out
 
 
+LEVEL_TITLES = {"l2": "L2", "llc": "LLC", "dram": "DRAM"}
+
+
+def read_level(nbytes: int, limits: dict, threads: int) -> str:
+    """The fastest memory level the bytes a step reads can live in: L2 when they fit in the
+    threads' L2 caches together, the last-level cache when they fit in it, else DRAM."""
+    c = limits.get("caches", {})
+    lv = limits.get("levels", {}).get(str(threads), {})
+    if "l2" in lv and nbytes <= threads * c.get("l2", 0):
+        return "l2"
+    if "llc" in lv and nbytes <= c.get("llc", 0):
+        return "llc"
+    return "dram"
+
+
 def bound(w: Workload, info: ModelInfo, p: dict, limits: dict, threads: int) -> dict:
-    """The fastest this workload could run here: bytes ÷ read bandwidth vs FLOPs ÷ FMA peak."""
-    bw = limits["stream"][str(threads)]["best_gbs"] * 1e9
-    peak = limits["fma"][str(threads)]["gflops"] * 1e9
+    """The fastest this workload could run here: bytes ÷ read bandwidth of the level they fit in
+    vs FLOPs ÷ FMA peak."""
+    # With t threads a workload can always run as fast as with fewer: each limit at t threads is
+    # the best of its measurements at <= t threads (on a shared VM the 2-thread probes, timed to
+    # the slower thread, can read lower than the 1-thread ones).
+    fewer = [str(t) for t in range(1, threads + 1)]
+    peak = max(limits["fma"][t]["gflops"] for t in fewer if t in limits["fma"]) * 1e9
     if w.kind == "decode":  # per step: every weight once, plus each sequence's state
         nbytes = info.weight_bytes + w.batch * info.state_bytes
         flops = w.batch * info.flops["decode"]
@@ -654,10 +817,16 @@ def bound(w: Workload, info: ModelInfo, p: dict, limits: dict, threads: int) -> 
         nbytes = info.weight_bytes
         flops = w.batch * p["length"] * info.flops["bidirectional"]
         items = w.batch
+    level = read_level(nbytes, limits, threads)
+    if "levels" in limits:
+        bw = max(limits["levels"][t][level]["best_gbs"] for t in fewer
+                 if level in limits["levels"].get(t, {})) * 1e9
+    else:
+        bw = max(limits["stream"][t]["best_gbs"] for t in fewer if t in limits["stream"]) * 1e9
     t_bytes, t_flops = nbytes / bw, flops / peak
     t = max(t_bytes, t_flops)
-    return {"bytes": nbytes, "flops": flops, "t_bytes_s": t_bytes, "t_flops_s": t_flops,
-            "limited_by": "memory" if t_bytes >= t_flops else "FMA", "rate": items / t}
+    return {"bytes": nbytes, "flops": flops, "t_bytes_s": t_bytes, "t_flops_s": t_flops, "level": level,
+            "read_gbs": bw / 1e9, "limited_by": "memory" if t_bytes >= t_flops else "FMA", "rate": items / t}
 
 
 # -- statistics, parity, assembly -------------------------------------------------------------------
@@ -690,7 +859,8 @@ def run_all(args) -> dict:
     threads = [int(t) for t in args.threads.split(",")]
     ws = workloads(quick)
     if args.only:
-        ws = [w for w in ws if any(fnmatch.fnmatch(w.id, pat) for pat in args.only.split(","))]
+        ws = [w for w in ws if any(fnmatch.fnmatch(w.id, pat) or fnmatch.fnmatch(f"{w.kind}-{w.model}", pat)
+                                   for pat in args.only.split(","))]  # an id, or kind-model ('decode-austen*')
         if not ws:
             raise SystemExit(f"--only {args.only}: no workload matches; --list names them")
     jobs_before = training_jobs()
@@ -716,21 +886,36 @@ def run_all(args) -> dict:
     t_prep = time.time() - T0
 
     log("physical limits")
-    limits = measure_limits(tools, quick)
+    limits = measure_limits(tools, quick, threads)
 
     # Workload by workload, every system in turn (one process each): the numbers a ratio divides
     # are measured minutes apart at most, so a shared machine's drift over the run (seen here:
     # 25% between runs) moves both sides instead of one.
     results = {w.id: {s: {} for s in systems} for w in ws}
-    make = {"engine": engine_task, "torch": torch_task, "ort": ort_task}
+    make = {"engine": engine_task, "torch": torch_task, "ort": ort_task,
+            "torch-fast": fast_task, "torchscript": fast_task}
+    disagreed = set()  # (workload, system) whose check failed: not run at the other thread counts
     for t in threads:
         for w in ws:
             log(f"{w.id}, {t} thread(s): {', '.join(SYSTEM_TITLES[s] for s in systems)}")
             for system in systems:
                 dump = RUN / f"{w.id}-{system}-t{t}.out" if t == threads[0] else None
-                task = make[system](w, infos[w.model], prepared[w.id], dump)
-                out = run_system(system, t, [task], tools) if task is not None else {}
+                if system in FAST_PEERS:
+                    ref_dump = RUN / f"{w.id}-torch-t{threads[0]}.out" if "torch" in systems else None
+                    task = fast_task(w, infos[w.model], prepared[w.id], dump, ref_dump, quick)
+                else:
+                    task = make[system](w, infos[w.model], prepared[w.id], dump)
+                if (w.id, system) in disagreed:
+                    out = {w.id: {"error": f"disagreed with the reference at {threads[0]} thread(s); not run"}}
+                else:
+                    out = run_system(system, t, [task], tools) if task is not None else {}
                 r = out.get(w.id) or {"error": prepared[w.id].get("onnx_error", "not run")}
+                if "check" in r:
+                    c = r["check"]
+                    log(f"  {SYSTEM_TITLES[system]}: agreement {'ok' if c['ok'] else 'FAILED'}, max |Δ logit| "
+                        f"{c['max_abs']:.2e} (tolerance {c['tol']:.1e}; {c['what']})")
+                    if not c["ok"]:
+                        disagreed.add((w.id, system))
                 results[w.id][system][str(t)] = dict(summarize(r, items_per_run(w)),
                                                      **{k: v for k, v in r.items() if k not in ("samples_s", "name")})
 
@@ -742,10 +927,20 @@ def run_all(args) -> dict:
         for s in systems:
             if s != "torch":
                 parity[s] = max_diff(RUN / f"{w.id}-{s}-t{threads[0]}.out", ref)
+                chk = results[w.id][s].get(str(threads[0]), {}).get("check")
+                if chk is not None and parity[s] is not None:
+                    parity[s]["check"] = chk
         rows.append({"workload": asdict(w), "unit": w.unit, "model": w.model, "items_per_run": items_per_run(w),
                      "length": p.get("length"), "lengths": p.get("lengths_list"), "onnx_error": p.get("onnx_error"),
                      "systems": results[w.id], "parity": parity,
                      "bound": {str(t): bound(w, info, p, limits, t) for t in threads}})
+    peer_blas = None
+    for w in ws:
+        for s in ("torch", "torch-fast", "torchscript"):
+            for r in results[w.id].get(s, {}).values():
+                peer_blas = peer_blas or r.get("process", {}).get("blas")
+    meta["peer_blas"] = peer_blas
+    meta["peer_env_unset"] = {k: os.environ[k] for k in BLAS_GUARDS if k in os.environ}
     jobs_after = training_jobs()
     meta.update(loadavg_after=loadavg(), training_jobs_after=jobs_after, prepare_s=round(t_prep, 1),
                 total_s=round(time.time() - T0, 1),
@@ -809,15 +1004,32 @@ def render(res: dict) -> str:
                      f"process(es) running; load average {m.get('loadavg_before', 0):.1f} before the run). "
                      "Every number below is low and noisy; rerun on an idle machine.")
     lines.append("")
-    lim_txt = "; ".join(f"{t} thread{'s' if t > 1 else ''}: read {lim['stream'][str(t)]['best_gbs']:.1f} GB/s, "
-                        f"FMA peak {lim['fma'][str(t)]['gflops']:.0f} GFLOP/s" for t in threads if str(t) in lim["stream"])
-    lines.append(f"Physical limits measured in this run: {lim_txt}.")
+    if "levels" in lim:
+        c = lim.get("caches", {})
+        sizes = {"l2": f"L2 ({human_bytes(c.get('l2', 0))}/core)", "llc": f"LLC ({human_bytes(c.get('llc', 0))})",
+                 "dram": "DRAM"}
+        lim_txt = "; ".join(f"{t} thread{'s' if t > 1 else ''}: read "
+                            + ", ".join(f"{sizes[k]} {v['best_gbs']:.1f}" for k, v in lim["levels"][str(t)].items())
+                            + f" GB/s, FMA peak {lim['fma'][str(t)]['gflops']:.0f} GFLOP/s"
+                            for t in threads if str(t) in lim["levels"])
+    else:
+        lim_txt = "; ".join(f"{t} thread{'s' if t > 1 else ''}: read {lim['stream'][str(t)]['best_gbs']:.1f} GB/s, "
+                            f"FMA peak {lim['fma'][str(t)]['gflops']:.0f} GFLOP/s" for t in threads if str(t) in lim["stream"])
+    lines.append(f"Physical limits measured in this run (best of the repetitions): {lim_txt}.")
+    pb = m.get("peer_blas")
+    if pb:
+        unset = ", ".join(f"{k}={v}" for k, v in (m.get("peer_env_unset") or {}).items())
+        lines.append("")
+        lines.append(f"PyTorch peers' BLAS: {pb.get('config') or ', '.join(pb.get('libs', []))}; kernels for core "
+                     f"**{pb.get('corename', '?')}**"
+                     + (f" (this shell's {unset} unset for the peers' processes)" if unset else "") + ".")
     lines.append("")
     syss = m["systems"]
     peers = [s for s in syss if s != "engine"]
+    kept = [s for s in ("torch", "ort") if s in peers]  # ratio columns kept from earlier tables
     head = (["workload", "model", "thr"] + [SYSTEM_TITLES[s] for s in syss]
-            + [f"engine ÷ {SYSTEM_TITLES[s]}" for s in peers if "engine" in syss]
-            + ["bound", "engine % of bound", "max abs diff vs ref"])
+            + ([f"engine ÷ {SYSTEM_TITLES[s]}" for s in kept] + ["engine ÷ strongest peer"] if "engine" in syss else [])
+            + ["bound (level)", "engine % of bound", "max abs diff vs ref"])
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "|".join(["---"] * 3 + ["---:"] * (len(head) - 3)) + "|")
     notes = []
@@ -832,9 +1044,12 @@ def render(res: dict) -> str:
                 title = f"{w['title']} × ≤{r['length']} ({r['unit']})"
             row = [title, r["model"] if i == 0 else "", str(t)] + [cell(st[s]) for s in syss]
             if "engine" in syss:
-                row += [ratio(st["engine"], st[s]) for s in peers]
+                row += [ratio(st["engine"], st[s]) for s in kept]
+                timed = [s for s in peers if "rate" in st[s]]
+                best = max(timed, key=lambda s: st[s]["rate"]) if timed else None
+                row.append(f"{ratio(st['engine'], st[best])} ({SYSTEM_TITLES[best]})" if best else "—")
             if b:
-                lim_by = "mem" if b["limited_by"] == "memory" else "FMA"
+                lim_by = (LEVEL_TITLES.get(b.get("level"), "mem") if b["limited_by"] == "memory" else "FMA")
                 row.append(f"{fmt_rate(b['rate'])} ({lim_by})")
                 e = st.get("engine", {})
                 row.append(f"{100 * e['rate'] / b['rate']:.0f}%" if "rate" in e else "—")
@@ -842,8 +1057,7 @@ def render(res: dict) -> str:
                 row += ["—", "—"]
             if i == 0:
                 par = r.get("parity", {})
-                row.append("; ".join(f"{'eng' if s == 'engine' else 'ORT'} {fmt_diff(par.get(s))}"
-                                     for s in syss if s != "torch"))
+                row.append("; ".join(f"{SHORT[s]} {fmt_diff(par.get(s))}" for s in syss if s != "torch"))
             else:
                 row.append("")
             lines.append("| " + " | ".join(row) + " |")
@@ -858,14 +1072,20 @@ def render(res: dict) -> str:
             for s in syss:
                 a, b2 = deep["systems"].get(s, {}).get(str(t), {}), shallow["systems"].get(s, {}).get(str(t), {})
                 row.append(f"{b2['rate'] / a['rate']:.2f}×" if "rate" in a and "rate" in b2 else "—")
-            row += ["" for _ in peers if "engine" in syss] + ["1.00× (state size is fixed)" if i == 0 else "", "", ""]
+            row += (["" for _ in kept] + [""] if "engine" in syss else []) + [
+                "1.00× (state size is fixed)" if i == 0 else "", "", ""]
             lines.append("| " + " | ".join(row) + " |")
     lines.append("")
     lines.append("Cells: median rate over the timed repetitions ±half their range (as % of the median). "
-                 "Ratios: engine rate ÷ peer rate at the same thread count (**> 1 = engine faster**). "
-                 "Bound: the rate if the workload ran at the measured read bandwidth (bytes ÷ GB/s) or FMA peak "
-                 "(FLOPs ÷ GFLOP/s), whichever is slower; `mem`/`FMA` says which. Max abs diff: largest |logit "
-                 "difference| from the PyTorch reference on the same inputs (1-thread runs).")
+                 "Ratios: engine rate ÷ peer rate at the same thread count (**> 1 = engine faster**); the strongest "
+                 "peer is the fastest of the row's peers at that thread count. "
+                 "Bound: the rate if the workload ran at the read bandwidth of the memory level its bytes fit in "
+                 "(L2, LLC or DRAM; bytes ÷ GB/s) or at the FMA peak (FLOPs ÷ GFLOP/s), whichever is slower; the "
+                 "level or `FMA` says which; at 2 threads each limit is the better of its 1- and 2-thread "
+                 "measurements. Max abs diff: largest |logit difference| from the PyTorch reference on "
+                 "the same inputs (1-thread runs); the fast PyTorch peers are also checked before timing (max |Δ| ≤ "
+                 f"{CHECK_ABS:g} + {CHECK_REL:g} × max |reference logit|, over {CHECK_STEPS} decode steps, 64 on the "
+                 "100 M model, or the whole prefill / classification batch) and shown as an error when they fail.")
     lines.append("")
     lines.append("| model | parameters | weight bytes (f32) | state / sequence | FLOPs / token (decode; whole-seq) | note |")
     lines.append("|---|---:|---:|---:|---:|---|")
@@ -886,14 +1106,18 @@ def render(res: dict) -> str:
 
 DOC_HEAD = """# CPU benchmarks: the engine against PyTorch, ONNX Runtime and the machine's limits
 
-`tools/bench/compare.py` runs the same model on the same inputs through three systems and prints
+`tools/bench/compare.py` runs the same model on the same inputs through the engine and four peers
+(the PyTorch reference, a fast PyTorch written for speed, its TorchScript, ONNX Runtime) and prints
 one table; this page holds the last full run (it rewrites everything below "Last full run").
+Every number on this page belongs to the machine (CPU model) and the single run it names: ratios
+move with the CPU, its cache sizes, the BLAS kernels the peers get and the load on a shared VM,
+so no ratio measured on one machine is this project's speed on another.
 
-    /usr/bin/python3 tools/bench/compare.py            # everything (~15 min), rewrites this page
-    /usr/bin/python3 tools/bench/compare.py --quick    # fewer steps and repetitions (~3 min)
+    /usr/bin/python3 tools/bench/compare.py            # everything (~25 min), rewrites this page
+    /usr/bin/python3 tools/bench/compare.py --quick    # fewer steps and repetitions (~5 min)
     /usr/bin/python3 tools/bench/compare.py --only 'decode-*,classify-listops'   # --list names them
     /usr/bin/python3 tools/bench/compare.py --show     # reprint the last table, measure nothing
-    /usr/bin/python3 tools/bench/compare.py --threads 1 --systems engine,torch   # a subset
+    /usr/bin/python3 tools/bench/compare.py --threads 1 --systems engine,torch-fast,torchscript   # a subset
 
 Every run writes `data/bench/results.json` (all samples, errors, versions; `--show` reads it);
 only a full run (no `--quick`, `--only`, `--threads` or `--systems`) rewrites this page. The
@@ -909,15 +1133,53 @@ Speed checks are benchmarks, never timed tests: no test in the repo fails becaus
 | column | what runs | threads |
 |---|---|---|
 | engine | the C++ engine through `longvq.h` (`tools/bench/engine_bench.cpp`, built against the working tree in `build-bench/`): `Session::decode`, `Session::prefill` (chunks of 512), `Session::forward` | `ModelOptions::threads` 1 and 2 |
-| PyTorch eager | the reference `tools/longvq_ref` in float32: `model.step` loop, `model.prefill`, `model(inputs, lengths)` | `torch.set_num_threads(t)` in a subprocess started with `OMP_NUM_THREADS`/`OPENBLAS_NUM_THREADS` = t |
+| PyTorch ref | the reference `tools/longvq_ref` in float32: `model.step` loop, `model.prefill`, `model(inputs, lengths)`. Written to be read, not to be fast (per-step sigmoids of the EMA parameters, several small ops per formula) | `torch.set_num_threads(t)` in a subprocess started with `OMP_NUM_THREADS`/`OPENBLAS_NUM_THREADS` = t |
+| PyTorch fast | `tools/bench/torch_fast.py`, eager: the same math written for speed in plain float32 PyTorch (details below); decode on preallocated state buffers updated in place, prefill = whole-prompt causal forward plus the decoding state at its end, classification = masked bidirectional forward | as PyTorch ref |
+| TorchScript fast | the same module through `torch.jit.script` (torch 1.13), profiling executor, warmed up before timing | as PyTorch ref |
 | ONNX Runtime | `onnxruntime-node` 1.30.0 CPU (`tools/bench/ort_run.mjs`) on `torch.onnx.export` (opset 14) of the reference: the decode step with the state as explicit inputs/outputs, and the whole-sequence forward (LM logits for prefill, class logits for classification) | `intraOpNumThreads` 1 and 2, sequential |
+
+The fast PyTorch peer (what makes it fast). Decode is ~35 tensor ops per layer with no Python
+loop over tokens, codes or ring slots; at batch 1 every projection is a matrix-vector product
+(`addmv`/`mv`: torch 1.13's `addmm` with a single row streamed the 100 M model's weights ~3×
+slower on the family-26 EPYC, 6 against 19 GB/s); the EMA recurrence as two in-place ops on coefficients
+computed once at load (q = 1 − σ(δ)σ(α), p·β, γ/√N); one `addmm` gives both the code scores
+Q·C/√e and the quantization distances ||C||² − 2K·C (qk scale/offset, 1/√e and ||C||² folded
+into one [e, 2S] matrix and bias); the attention over the current key, the ring and the codebook
+memory is one `gather`, one `exp` and one `bmm` against a per-layer buffer of [value | count]
+rows (ring values, per-code sums U and counts N), which yields numerator and denominator
+together; the ring's relative bias per position is a precomputed table row; `h_proj`'s bias is
+folded into `mx_proj`'s; the residual gate is one `lerp`; the state update is one `index_add_`
+and two copies, with no branch (an empty ring slot is a zero row). Whole sequences: one
+`rfft`/`irfft` pair per layer with the EMA kernel's FFT cached per length (a bidirectional
+layer's backward direction folds into the same product as a conjugate), blocked attention
+(neighbouring blocks scored key by key with a precomputed bias/mask matrix, older and newer
+keys through per-code means, one `softmax` and one `matmul` per block). It requires equal
+positions across a decoding batch and quantized window keys (true of every workload here).
+Before any timing, each fast-peer process checks its logits against the reference's on the
+same inputs: 256 decode steps from the workload's state (64 on the 100 M model, 32 in
+`--quick`; the step tokens repeated), or the whole prefill / classification batch (the
+reference cell's logits of the same run, else the reference run in the worker). It passes when
+max |Δ logit| ≤ 1e-4 + 1e-5 × max |reference logit|; a peer that fails is shown as an error
+with its difference and is not timed (nor run at the other thread counts). Agreement seen so
+far: `austen-lm` 1–2e-5 (decode b1/b8, f32 and bf16 matrices; prefill), classifiers 2–8e-6,
+against tolerances of 2–3e-4.
+
+BLAS. These machines' environment may set `OPENBLAS_CORETYPE` and `OPENBLAS_L2_SIZE` (a guard
+against old OpenBLAS bugs; here `OPENBLAS_CORETYPE=Haswell`), which pins Debian's OpenBLAS
+0.3.21 (DYNAMIC_ARCH) to its AVX2 Haswell kernels. The harness unsets both in the peers'
+processes only (PyTorch ref, PyTorch fast, TorchScript, ONNX Runtime; the engine's processes,
+the tests and CI keep the environment), and each PyTorch worker reports the BLAS it loaded and
+the core type OpenBLAS then picked (`openblas_get_config` / `openblas_get_corename` through
+ctypes, or `threadpoolctl` when installed); the table's header prints it. On the AMD EPYC
+VM (family 26 model 2, AVX-512 with BF16) this harness change was made on, the peers then run
+OpenBLAS's `Cooperlake` (AVX-512) kernels instead of `Haswell`.
 
 Shared inputs: decode contexts and next tokens are held-out Austen text (`<bos>` then bytes; one
 stretch per sequence); the decoding state at the stated depth is computed once by the reference
-(`State.save`) and loaded by all three systems, so they decode from the same state; prefill uses
+(`State.save`) and loaded by every system, so they decode from the same state; prefill uses
 4,096 bytes of the same text; classification uses the first 16 test examples of each data set at
 their real lengths (ListOps: 500-2,000 tokens, padded to the longest; Fashion-MNIST: 784 pixels).
-Cells run workload by workload, the three systems in turn, each cell in a fresh process: 2
+Cells run workload by workload, the systems in turn, each cell in a fresh process: 2
 untimed warmups (1 for the 100 M prefill) then up to 7 repetitions (fewer for slow cells, at
 least 2-3); decode repetitions are 64 steps (16 on the 100 M model) from the same starting
 state. A ratio's two numbers are thus measured a minute or so apart, not a whole run apart.
@@ -933,19 +1195,35 @@ whole-sequence causal forward over the 4,096 tokens, which computes the same log
 
 - **rate**: tokens/s (decode: batch × steps ÷ time; prefill: prompt tokens ÷ time) or sequences/s
   (classification), median over repetitions, ± half the range of the repetitions.
-- **engine ÷ peer**: engine rate ÷ peer rate at the same thread count; **> 1 means the engine is faster**.
-- **bound**: the best rate this machine allows, measured in the same run. Memory: bytes ÷ read
-  bandwidth (`limits.c stream`: sums a 1 GiB array, best of the repetitions), where bytes per decode
+- **engine ÷ peer**: engine rate ÷ peer rate at the same thread count; **> 1 means the engine is
+  faster**. Columns for the PyTorch reference and ONNX Runtime, and **engine ÷ strongest peer**:
+  against the fastest peer of that row and thread count (named in the cell). The strongest
+  peer is the honest comparison; the reference column says how far the readable reference is
+  from the engine, nothing about PyTorch's speed.
+- **bound (level)**: the best rate this machine allows, measured in the same run. Memory: bytes
+  ÷ the read bandwidth of the level the bytes fit in: L2 when they fit in the L2 caches of the
+  threads used, the last-level cache when they fit in it, else DRAM (`limits.c levels`: each
+  thread sums its own slice of a buffer of half its L2; of 3 × the threads' L2, a quarter and
+  half of the LLC (the best of the three); or of max(1 GiB, 16 × LLC); with 8 independent
+  AVX-512 accumulators, best of 7 repetitions; cache sizes from
+  `/sys/devices/system/cpu/cpu0/cache/index*/size`; the header prints every level; at 2 threads
+  each limit is the better of its 1- and 2-thread measurements, since a 2-thread run can always
+  do what a 1-thread run does, and on a shared VM the 2-thread probes, timed to the slower
+  thread, sometimes read lower), where bytes per decode
   step = the stored weight bytes (4 per f32 parameter, 2 per bf16 one; every weight read once per
   step, shared by the batch) + batch × state
   bytes per sequence (the ring, the per-code sums U and counts N, the EMA state); prefill and
   classification read the weights at least once. Compute: model FLOPs ÷ FMA peak (`limits.c fma`:
   16 independent AVX-512 FMA chains per thread), with model FLOPs per token = the projections and
   FFN (2 per multiply-add), the EMA recurrence, quantization (K·C and Q·C) and the attention's
-  weighted sums over window keys + S codes (classification: every padded position). `mem`/`FMA`
-  says which floor is higher. **engine % of bound** = engine rate ÷ bound.
+  weighted sums over window keys + S codes (classification: every padded position). The level
+  (`L2` / `LLC` / `DRAM`) or `FMA` says which floor is higher. **engine % of bound** = engine rate ÷ bound.
+  Runs before issue 19 divided by the DRAM bandwidth only, measured by a loop that reduced its
+  sum every 256 bytes: it read 12.4 GB/s on an Intel Xeon where the 100 M decode streamed
+  13.9 GB/s, and cache-resident decodes showed up to 188% of "bound".
 - **max abs diff vs ref**: the largest absolute difference of the logits (every decode step, every
-  prefill position, class logits) from the PyTorch reference on identical inputs, 1-thread runs.
+  prefill position, class logits) from the PyTorch reference on identical inputs, 1-thread runs
+  (`eng`, `fast`, `TS`, `ORT`).
 - **decode cost @65536 ÷ @512**: time per decoded token at context depth 65,536 divided by the same
   at depth 512 (batch 1, austen-lm). The state has a fixed size, so 1.00× is the expectation.
 
@@ -970,7 +1248,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     ap.add_argument("--quick", action="store_true", help="fewer steps and repetitions; skips the 100M prefill")
-    ap.add_argument("--only", help="comma-separated workload ids or globs (see --list)")
+    ap.add_argument("--only", help="comma-separated workload ids or globs (see --list), or kind-model globs "
+                                   "such as 'decode-austen*'")
     ap.add_argument("--show", action="store_true", help="reprint the last table from data/bench/results.json")
     ap.add_argument("--list", action="store_true", help="list the workloads and exit")
     ap.add_argument("--systems", default=",".join(SYSTEMS), help="subset of engine,torch,ort")

@@ -1,13 +1,18 @@
 /* Physical limits of this machine, measured in the same run as the benchmarks (compare.py).
  *
  *   cc -O3 -march=native -fopenmp tools/bench/limits.c -o build-bench/limits
- *   limits stream THREADS MIB REPS   STREAM-like read: sum a MIB-MiB float array, best/median GB/s
+ *   limits levels THREADS REPS       read bandwidth of L2, the last-level cache and DRAM (JSON lines)
+ *   limits stream THREADS MIB REPS   read bandwidth of one MIB-MiB buffer, best/median GB/s
  *   limits fma THREADS                FMA peak: independent FMA chains in registers, GFLOP/s
  *
- * Prints one JSON object. The read test touches every byte once per repetition (no write-back),
- * which is what a decode step does with its weights. The FMA test runs 16 independent chains of
- * the widest vector FMA the compiler targets (AVX-512 on this project's machines), so the
- * result is the core's FMA throughput, not its latency.
+ * Prints JSON. The read tests touch every byte of the buffer once per pass (no write-back),
+ * which is what a decode step does with its weights; each thread sums its own slice with 8
+ * independent vector accumulators (no horizontal sum in the loop: an earlier version reduced
+ * every 256 bytes and measured less than the 100 M decode itself streamed), best of REPS.
+ * Cache sizes come from /sys/devices/system/cpu/cpu0/cache/index<i>/{level,type,size}.
+ * The FMA test runs 16 independent chains of the widest vector FMA the compiler targets
+ * (AVX-512 on this project's machines), so the result is the core's FMA throughput, not its
+ * latency.
  */
 #include <immintrin.h>
 #include <omp.h>
@@ -28,43 +33,159 @@ static int cmp_double(const void* a, const void* b) {
   return (x > y) - (x < y);
 }
 
-static int stream_read(int threads, size_t mib, int reps) {
-  size_t n = mib * 1024 * 1024 / sizeof(float);
+/* Sums this thread's slice [lo, hi) `passes` times with 8 independent vector accumulators
+ * (8 x 64 bytes per iteration, no horizontal sum inside the loop, so the loads are the only
+ * limit). Returns the sum so that nothing is optimized away. */
+static float read_slice(const float* a, size_t lo, size_t hi, long passes) {
+#if defined(__AVX512F__)
+  __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
+  for (long p = 0; p < passes; ++p) {
+    for (size_t i = lo; i < hi; i += 128) {
+      s0 = _mm512_add_ps(s0, _mm512_load_ps(a + i));
+      s1 = _mm512_add_ps(s1, _mm512_load_ps(a + i + 16));
+      s2 = _mm512_add_ps(s2, _mm512_load_ps(a + i + 32));
+      s3 = _mm512_add_ps(s3, _mm512_load_ps(a + i + 48));
+      s4 = _mm512_add_ps(s4, _mm512_load_ps(a + i + 64));
+      s5 = _mm512_add_ps(s5, _mm512_load_ps(a + i + 80));
+      s6 = _mm512_add_ps(s6, _mm512_load_ps(a + i + 96));
+      s7 = _mm512_add_ps(s7, _mm512_load_ps(a + i + 112));
+    }
+    __asm__ volatile("" : "+v"(s0), "+v"(s1), "+v"(s2), "+v"(s3), "+v"(s4), "+v"(s5), "+v"(s6), "+v"(s7));
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)),
+                                            _mm512_add_ps(_mm512_add_ps(s4, s5), _mm512_add_ps(s6, s7))));
+#elif defined(__AVX2__)
+  __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
+  for (long p = 0; p < passes; ++p) {
+    for (size_t i = lo; i < hi; i += 64) {
+      s0 = _mm256_add_ps(s0, _mm256_load_ps(a + i));
+      s1 = _mm256_add_ps(s1, _mm256_load_ps(a + i + 8));
+      s2 = _mm256_add_ps(s2, _mm256_load_ps(a + i + 16));
+      s3 = _mm256_add_ps(s3, _mm256_load_ps(a + i + 24));
+      s4 = _mm256_add_ps(s4, _mm256_load_ps(a + i + 32));
+      s5 = _mm256_add_ps(s5, _mm256_load_ps(a + i + 40));
+      s6 = _mm256_add_ps(s6, _mm256_load_ps(a + i + 48));
+      s7 = _mm256_add_ps(s7, _mm256_load_ps(a + i + 56));
+    }
+    __asm__ volatile("" : "+x"(s0), "+x"(s1), "+x"(s2), "+x"(s3), "+x"(s4), "+x"(s5), "+x"(s6), "+x"(s7));
+  }
+  float t[8];
+  _mm256_storeu_ps(t, _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)),
+                                    _mm256_add_ps(_mm256_add_ps(s4, s5), _mm256_add_ps(s6, s7))));
+  return t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
+#else
+  float s[8] = {0};
+  for (long p = 0; p < passes; ++p)
+    for (size_t i = lo; i < hi; i += 8)
+      for (int k = 0; k < 8; ++k) s[k] += a[i + k];
+  return s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7];
+#endif
+}
+
+/* Read bandwidth over a buffer of `bytes` (split evenly among the threads, each reading its own
+ * slice, first touched by that thread): every repetition reads the whole buffer `passes` times,
+ * passes chosen so that a repetition reads >= 256 MiB. Best of `reps` (after 1 untimed). */
+static int read_bw(const char* level, int threads, size_t bytes, int reps) {
+  const size_t unit = 128 * sizeof(float) * (size_t)threads; /* whole 512-byte blocks per thread */
+  bytes = bytes / unit * unit;
+  if (bytes == 0) bytes = unit;
+  size_t n = bytes / sizeof(float), per = n / (size_t)threads;
+  long passes = (long)((256.0 * 1024 * 1024) / (double)bytes);
+  if (passes < 1) passes = 1;
   float* a = NULL;
-  if (posix_memalign((void**)&a, 64, n * sizeof(float)) != 0) {
-    fprintf(stderr, "limits: cannot allocate %zu MiB\n", mib);
+  if (posix_memalign((void**)&a, 64, bytes) != 0) {
+    fprintf(stderr, "limits: cannot allocate %zu bytes\n", bytes);
     return 1;
   }
   omp_set_num_threads(threads);
-#pragma omp parallel for schedule(static)
-  for (size_t i = 0; i < n; ++i) a[i] = (float)(i & 1023) * 1e-3f; /* first touch by the reading threads */
   double* gbs = malloc(sizeof(double) * (size_t)reps);
   double check = 0;
+#pragma omp parallel
+  {
+    int t = omp_get_thread_num();
+    for (size_t i = (size_t)t * per; i < (size_t)(t + 1) * per; ++i) a[i] = (float)(i & 1023) * 1e-3f;
+  }
   for (int r = 0; r < reps + 1; ++r) {
-    double t0 = now();
+    double t0 = 0, dt = 0;
     float total = 0;
-#if defined(__AVX512F__)
-#pragma omp parallel for schedule(static) reduction(+ : total)
-    for (size_t i = 0; i < n; i += 64) { /* 4 x 16 lanes per iteration: independent sums */
-      __m512 s0 = _mm512_load_ps(a + i), s1 = _mm512_load_ps(a + i + 16);
-      __m512 s2 = _mm512_load_ps(a + i + 32), s3 = _mm512_load_ps(a + i + 48);
-      total += _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+#pragma omp parallel reduction(+ : total)
+    {
+      int t = omp_get_thread_num();
+#pragma omp barrier
+#pragma omp master
+      t0 = now();
+#pragma omp barrier
+      total += read_slice(a, (size_t)t * per, (size_t)(t + 1) * per, passes);
+#pragma omp barrier
+#pragma omp master
+      dt = now() - t0;
     }
-#else
-#pragma omp parallel for simd schedule(static) reduction(+ : total)
-    for (size_t i = 0; i < n; ++i) total += a[i];
-#endif
-    double dt = now() - t0;
     check += total;
-    if (r > 0) gbs[r - 1] = (double)(n * sizeof(float)) / dt / 1e9; /* repetition 0 is the warmup */
+    if (r > 0) gbs[r - 1] = (double)bytes * (double)passes / dt / 1e9; /* repetition 0 is the warmup */
   }
   qsort(gbs, (size_t)reps, sizeof(double), cmp_double);
-  printf("{\"test\": \"stream_read\", \"threads\": %d, \"bytes\": %zu, \"reps\": %d, \"best_gbs\": %.3f, "
-         "\"median_gbs\": %.3f, \"worst_gbs\": %.3f, \"checksum\": %.6g}\n",
-         threads, n * sizeof(float), reps, gbs[reps - 1], gbs[reps / 2], gbs[0], check);
+  printf("{\"test\": \"read\", \"level\": \"%s\", \"threads\": %d, \"bytes\": %zu, \"passes\": %ld, \"reps\": %d, "
+         "\"best_gbs\": %.3f, \"median_gbs\": %.3f, \"worst_gbs\": %.3f, \"checksum\": %.6g}\n",
+         level, threads, bytes, passes, reps, gbs[reps - 1], gbs[reps / 2], gbs[0], check);
   free(gbs);
   free(a);
   return 0;
+}
+
+/* Size in bytes of cpu0's unified/data cache of this level (sysfs), 0 when unknown. */
+static size_t cache_size(int level) {
+  for (int i = 0; i < 8; ++i) {
+    char path[128], buf[64];
+    int lv = 0;
+    snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/level", i);
+    FILE* f = fopen(path, "r");
+    if (!f) break;
+    if (fscanf(f, "%d", &lv) != 1) lv = 0;
+    fclose(f);
+    snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/type", i);
+    f = fopen(path, "r");
+    if (!f) continue;
+    if (!fgets(buf, sizeof buf, f)) buf[0] = 0;
+    fclose(f);
+    if (lv != level || strncmp(buf, "Instruction", 11) == 0) continue;
+    snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", i);
+    f = fopen(path, "r");
+    if (!f) continue;
+    size_t v = 0;
+    char unit = 0;
+    if (fscanf(f, "%zu%c", &v, &unit) < 1) v = 0;
+    fclose(f);
+    return unit == 'K' ? v << 10 : unit == 'M' ? v << 20 : unit == 'G' ? v << 30 : v;
+  }
+  return 0;
+}
+
+/* The read bandwidth of each level for THREADS threads: L2 (each thread reads half its core's
+ * L2), the last-level cache (buffers of 3 x the threads' L2, LLC/4 and LLC/2, shared, split
+ * among the threads: a bound must hold for every working set in that range, and the smaller
+ * ones can read faster) and DRAM (a buffer of max(1 GiB, 16 x LLC)). Prints one JSON line per
+ * measurement, first the cache sizes; a reader keeps the best line of each level. */
+static int levels(int threads, int reps) {
+  size_t l2 = cache_size(2), llc = cache_size(3);
+  if (llc == 0) llc = l2;
+  printf("{\"test\": \"caches\", \"l1d\": %zu, \"l2\": %zu, \"llc\": %zu, \"llc_level\": %d}\n", cache_size(1), l2,
+         llc, cache_size(3) ? 3 : 2);
+  fflush(stdout);
+  int rc = 0;
+  if (l2) rc |= read_bw("l2", threads, l2 / 2 * (size_t)threads, reps);
+  fflush(stdout);
+  if (cache_size(3)) {
+    size_t sizes[3] = {3 * l2 * (size_t)threads, llc / 4, llc / 2};
+    for (int i = 0; i < 3; ++i) {
+      if (sizes[i] > llc / 2 || (i > 0 && sizes[i] == sizes[i - 1])) continue;
+      rc |= read_bw("llc", threads, sizes[i], reps);
+      fflush(stdout);
+    }
+  }
+  size_t dram = (size_t)1 << 30;
+  if (dram < 16 * llc) dram = 16 * llc;
+  rc |= read_bw("dram", threads, dram, reps);
+  return rc;
 }
 
 #define CHAINS 16
@@ -138,8 +259,9 @@ static int fma_peak(int threads) {
 
 int main(int argc, char** argv) {
   if (argc >= 5 && strcmp(argv[1], "stream") == 0)
-    return stream_read(atoi(argv[2]), (size_t)atol(argv[3]), atoi(argv[4]));
+    return read_bw("dram", atoi(argv[2]), (size_t)atol(argv[3]) << 20, atoi(argv[4]));
+  if (argc >= 4 && strcmp(argv[1], "levels") == 0) return levels(atoi(argv[2]), atoi(argv[3]));
   if (argc >= 3 && strcmp(argv[1], "fma") == 0) return fma_peak(atoi(argv[2]));
-  fprintf(stderr, "usage: limits stream THREADS MIB REPS | limits fma THREADS\n");
+  fprintf(stderr, "usage: limits levels THREADS REPS | limits stream THREADS MIB REPS | limits fma THREADS\n");
   return 2;
 }

@@ -85,6 +85,7 @@ int run_info(const InfoOptions& o) {
     nlohmann::ordered_json j = {{"model", model->dir().string()}, {"config", raw}, {"fingerprint", c.fingerprint()},
                         {"parameters", model->parameter_count()}, {"weight_bytes", model->weight_bytes()},
                         {"bf16_matrices", model->bf16_matrices()},
+                        {"q8_matrices", model->q8_matrices()},
                         {"file_bytes", ec ? 0 : file_bytes}};
     if (lm) j["state_bytes_per_sequence"] = state_bytes;
     nlohmann::ordered_json p = nlohmann::ordered_json::array();
@@ -117,9 +118,12 @@ int run_info(const InfoOptions& o) {
                 c.prenorm ? "prenorm" : "postnorm", c.norm_eps,
                 c.final_norm_affine ? "" : ", final norm without affine");
     std::printf("parameters    %s\n", group_digits(model->parameter_count()).c_str());
-    const std::string as_run = model->bf16_matrices()
-                                   ? "bf16 for " + std::to_string(model->bf16_matrices()) + " matrices, f32 for the rest"
-                                   : "f32";
+    const std::string as_run =
+        model->q8_matrices()
+            ? "int8 q8_0 (blocks of 32, f32 scales) for " + std::to_string(model->q8_matrices()) +
+                  " matrices, f32 for the rest"
+        : model->bf16_matrices() ? "bf16 for " + std::to_string(model->bf16_matrices()) + " matrices, f32 for the rest"
+                                 : "f32";
     std::printf("weights       %s bytes as run (%s)%s\n", group_digits(static_cast<int64_t>(model->weight_bytes())).c_str(),
                 as_run.c_str(),
                 ec ? "" : ("; file " + group_digits(static_cast<int64_t>(file_bytes)) + " bytes").c_str());

@@ -7,6 +7,7 @@
 Command line (run from tools/ or with tools/ on PYTHONPATH):
   /usr/bin/python3 -m longvq_ref.export random --config CONFIG.json --out models/NAME [--seed 0]
   /usr/bin/python3 -m longvq_ref.export convert models/NAME --out models/NAME-bf16 --bf16
+  /usr/bin/python3 -m longvq_ref.export convert models/NAME --out models/NAME-int8 --int8
   /usr/bin/python3 -m longvq_ref.export info models/NAME
 """
 from __future__ import annotations
@@ -41,17 +42,24 @@ def parameter_count(cfg: Config) -> int:
     return sum(math.prod(s) for n, s in expected_shapes(cfg).items() if "running_" not in n)
 
 
-def save_model(model: LongVQModel, out_dir: str | Path, card: str | None = None, bf16: bool = False) -> Path:
-    """Writes config.json, model.safetensors (fp32, or bf16 matrices) and README.md (the card)."""
+def save_model(model: LongVQModel, out_dir: str | Path, card: str | None = None, bf16: bool = False,
+               int8: bool = False) -> Path:
+    """Writes config.json, model.safetensors (fp32, or bf16 or int8 matrices) and README.md (the card)."""
+    if bf16 and int8:
+        raise ValueError("store the matrices as bf16 or as int8, not both")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg = model.cfg
     tensors = {n: t.detach().to(torch.float32).cpu().numpy() for n, t in model.state_dict().items()}
     # bf16 storage halves the bytes of the weight matrices (the ones the engine's linear and
     # embedding kernels stream); vectors, codebooks and EMA parameters stay fp32.
-    bf16_names = {n for n, a in tensors.items() if bf16 and a.ndim == 2 and n.endswith(".weight")}
-    safetensors_io.write(out / "model.safetensors", tensors,
-                         {"format": MODEL_FORMAT, "format_version": str(cfg.format_version)}, bf16=bf16_names)
+    # int8 (q8_0: blocks of 32 inputs with an f16 scale each) about quarters them.
+    matrices = {n for n, a in tensors.items() if a.ndim == 2 and n.endswith(".weight")}
+    meta = {"format": MODEL_FORMAT, "format_version": str(cfg.format_version)}
+    if int8:
+        meta["int8_matrices"] = f"q8_0, blocks of {safetensors_io.INT8_BLOCK}, F16 scales in NAME_scales"
+    safetensors_io.write(out / "model.safetensors", tensors, meta, bf16=matrices if bf16 else set(),
+                         int8=matrices if int8 else set())
     (out / "config.json").write_text(cfg.to_json())
     (out / "README.md").write_text(card if card is not None else default_card(cfg, out.name))
     return out
@@ -68,6 +76,7 @@ def load_model(model_dir: str | Path, dtype=torch.float64) -> LongVQModel:
         raise ModelFileError(f"{d}: no model.safetensors; the model directory is incomplete")
     arrays, _ = safetensors_io.read(weights)
     want = expected_shapes(cfg)
+    _dequantize_int8(arrays, want, weights)
     missing = sorted(set(want) - set(arrays))
     unexpected = sorted(set(arrays) - set(want))
     if missing:
@@ -83,6 +92,28 @@ def load_model(model_dir: str | Path, dtype=torch.float64) -> LongVQModel:
     model = LongVQModel(cfg)
     model.load_state_dict({n: torch.from_numpy(np.array(a, dtype=np.float32)) for n, a in arrays.items()})
     return model.to(dtype).eval()
+
+
+def _dequantize_int8(arrays: dict, want: dict, weights: Path) -> None:
+    """Replaces each I8 matrix and its NAME_scales by the f32 values they stand for (in place)."""
+    suffix, block = safetensors_io.INT8_SCALES_SUFFIX, safetensors_io.INT8_BLOCK
+    fix = "; re-export the model (python3 -m longvq_ref.export convert MODEL --out NEW --int8)"
+    for name in sorted(n for n, a in arrays.items() if a.dtype == np.int8):
+        q = arrays[name]
+        if q.ndim != 2 or not name.endswith(".weight") or name not in want:
+            raise ModelFileError(f"{weights}: tensor '{name}' is I8, but only the 2-D *.weight matrices may be "
+                                 f"int8{fix}")
+        need = [q.shape[0], -(-q.shape[1] // block)]
+        scales = arrays.pop(name + suffix, None)
+        if scales is None:
+            raise ModelFileError(f"{weights}: tensor '{name}{suffix}' is missing: the I8 matrix '{name}' "
+                                 f"{list(q.shape)} needs its scales, F16 {need}{fix}")
+        if scales.dtype != np.float16 or list(scales.shape) != need:
+            raise ModelFileError(f"{weights}: tensor '{name}{suffix}' ({scales.dtype} {list(scales.shape)}): the "
+                                 f"scales of '{name}' must be F16 {need}{fix}")
+        if not np.isfinite(scales).all():
+            raise ModelFileError(f"{weights}: tensor '{name}{suffix}' holds NaN or infinity; the file is corrupt")
+        arrays[name] = safetensors_io.dequantize_int8(q, scales)
 
 
 def default_card(cfg: Config, name: str) -> str:
@@ -184,13 +215,18 @@ def _main(argv=None) -> int:
     r.add_argument("--out", required=True, help="output model directory, e.g. models/random-100m")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--bf16", action="store_true", help="store matrices as bf16 (half the bytes)")
+    r.add_argument("--int8", action="store_true", help="store matrices as int8 q8_0 (about a quarter of the bytes)")
     c = sub.add_parser("convert", help="re-save a model directory, e.g. with bf16 matrices (half the bytes)")
     c.add_argument("model_dir")
     c.add_argument("--out", required=True, help="output model directory, e.g. models/austen-lm-bf16")
     c.add_argument("--bf16", action="store_true", help="store the weight matrices as bf16 (round to nearest even)")
+    c.add_argument("--int8", action="store_true",
+                   help="store the weight matrices as int8 with an f16 scale per block of 32 inputs (q8_0)")
     i = sub.add_parser("info", help="validate a model directory and print its config and size")
     i.add_argument("model_dir")
     args = p.parse_args(argv)
+    if getattr(args, "bf16", False) and getattr(args, "int8", False):
+        p.error("--bf16 and --int8 exclude each other")
     try:
         if args.cmd == "random":
             cfg = Config.load(args.config)
@@ -200,18 +236,22 @@ def _main(argv=None) -> int:
                 f"\nRandom weights (seed {args.seed}), codebooks fitted to the model's own keys: for "
                 f"benchmarks and tests only; it has learned nothing.\n\nMade by `python3 -m longvq_ref.export "
                 f"random --config {args.config} --out {args.out} --seed {args.seed}`.\n")
-            print(save_model(model, args.out, card=card, bf16=args.bf16))
+            print(save_model(model, args.out, card=card, bf16=args.bf16, int8=args.int8))
         elif args.cmd == "convert":
             if Path(args.out).resolve() == Path(args.model_dir).resolve():
                 raise OSError(f"--out {args.out} is the input directory; write the converted model elsewhere")
             model = load_model(args.model_dir, dtype=torch.float32)
             card_path = Path(args.model_dir) / "README.md"
             card = card_path.read_text() if card_path.exists() else default_card(model.cfg, Path(args.out).name)
+            flag = " --bf16" if args.bf16 else " --int8" if args.int8 else ""
+            what = (": weight matrices stored as bf16 (rounded to nearest even), everything else fp32; the engine "
+                    "streams them as bf16. Numbers above were measured on the fp32 original.\n" if args.bf16 else
+                    ": weight matrices stored as int8 with an f16 scale per block of 32 inputs (q8_0, "
+                    "docs/file-formats.md), everything else fp32; the engine streams them as int8 on the CPU. "
+                    "Numbers above were measured on the fp32 original.\n" if args.int8 else ".\n")
             card += (f"\n## Storage\n\nConverted from `{args.model_dir}` by `python3 -m longvq_ref.export convert"
-                     f"{' --bf16' if args.bf16 else ''}`" + (": weight matrices stored as bf16 (rounded to "
-                     "nearest even), everything else fp32; the engine streams them as bf16. Numbers above "
-                     "were measured on the fp32 original.\n" if args.bf16 else ".\n"))
-            print(save_model(model, args.out, card=card, bf16=args.bf16))
+                     f"{flag}`" + what)
+            print(save_model(model, args.out, card=card, bf16=args.bf16, int8=args.int8))
         else:
             model = load_model(args.model_dir, dtype=torch.float32)
             print(model.cfg.to_json(), end="")

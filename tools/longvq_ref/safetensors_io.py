@@ -19,10 +19,14 @@ import numpy as np
 DTYPES = {
     "F64": (np.dtype("<f8"), 8), "F32": (np.dtype("<f4"), 4), "F16": (np.dtype("<f2"), 2),
     "BF16": (np.dtype("<u2"), 2), "I64": (np.dtype("<i8"), 8), "I32": (np.dtype("<i4"), 4),
-    "U8": (np.dtype("u1"), 1),
+    "I8": (np.dtype("i1"), 1), "U8": (np.dtype("u1"), 1),
 }
 _NUMPY_TO_NAME = {np.dtype("float64"): "F64", np.dtype("float32"): "F32", np.dtype("float16"): "F16",
-                  np.dtype("int64"): "I64", np.dtype("int32"): "I32", np.dtype("uint8"): "U8"}
+                  np.dtype("int64"): "I64", np.dtype("int32"): "I32", np.dtype("int8"): "I8",
+                  np.dtype("uint8"): "U8"}
+# int8 weight matrices (docs/file-formats.md §2): NAME I8 [out, in] + NAME_scales F16 [out, ceil(in/32)].
+INT8_BLOCK = 32
+INT8_SCALES_SUFFIX = "_scales"
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 
 
@@ -41,13 +45,54 @@ def f32_to_bf16(x: np.ndarray) -> np.ndarray:
     return ((bits + rounding) >> 16).astype(np.uint16)
 
 
+def quantize_int8(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A matrix [out, in] as int8 values and F16 scales [out, ceil(in/32)] (llama.cpp's Q8_0 with
+    a shorter last block): per block of 32 inputs of a row, scale = f16(max|w| / 127) (f32 division,
+    rounded to nearest f16), q = round-half-even(w / scale) clipped to ±127 (0 where the scale is 0).
+    Dequantized: float32(q) · float32(scale), exact in f32 (8 × 11 significant bits)."""
+    w = np.ascontiguousarray(w, dtype=np.float32)
+    if w.ndim != 2:
+        raise SafetensorsError(f"int8 quantization takes a matrix, not shape {list(w.shape)}")
+    if not np.isfinite(w).all():
+        raise SafetensorsError("int8 quantization of a matrix holding NaN or infinity")
+    rows, cols = w.shape
+    nb = -(-cols // INT8_BLOCK)
+    padded = np.zeros((rows, nb * INT8_BLOCK), dtype=np.float32)
+    padded[:, :cols] = w
+    blocks = padded.reshape(rows, nb, INT8_BLOCK)
+    amax = np.abs(blocks).max(axis=2) if cols else np.zeros((rows, 0), np.float32)
+    with np.errstate(over="ignore"):
+        scales = (amax / np.float32(127)).astype(np.float16)
+    if not np.isfinite(scales).all():
+        raise SafetensorsError("int8 quantization: a block's max |w| / 127 exceeds the F16 range (65504)")
+    s32 = scales.astype(np.float32)[:, :, None]
+    safe = np.where(s32 > 0, s32, np.float32(1))
+    q = np.where(s32 > 0, np.clip(np.rint(blocks / safe), -127, 127), 0).astype(np.int8)
+    return np.ascontiguousarray(q.reshape(rows, nb * INT8_BLOCK)[:, :cols]), scales
+
+
+def dequantize_int8(q: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """float32(q) · float32(scale of its block): the exact values an int8 matrix stands for."""
+    rows, cols = q.shape
+    s = np.repeat(scales.astype(np.float32), INT8_BLOCK, axis=1)[:, :cols]
+    return q.astype(np.float32) * s
+
+
 def write(path: str | Path, tensors: dict, metadata: dict | None = None, bf16: set | None = None,
-          data_crc32_key: str | None = None) -> None:
-    """Writes `tensors` (name → numpy array). Names in `bf16` are stored as BF16 from float32.
+          data_crc32_key: str | None = None, int8: set | None = None) -> None:
+    """Writes `tensors` (name → numpy array). Names in `bf16` are stored as BF16 from float32;
+    names in `int8` (matrices) as I8 plus NAME_scales F16 (quantize_int8).
     With `data_crc32_key`, the metadata also gets that entry: zlib.crc32 of the whole data area
     as 8 lowercase hex digits (state files, docs/file-formats.md §3)."""
     bf16 = bf16 or set()
+    int8 = int8 or set()
     entries = []
+    tensors = dict(tensors)
+    for name in int8:
+        q, scales = quantize_int8(tensors[name])
+        if name + INT8_SCALES_SUFFIX in tensors:
+            raise SafetensorsError(f"tensor '{name}{INT8_SCALES_SUFFIX}' would hold the scales of '{name}'")
+        tensors[name], tensors[name + INT8_SCALES_SUFFIX] = q, scales
     for name, arr in tensors.items():
         arr = np.ascontiguousarray(arr)
         if name in bf16:

@@ -84,7 +84,7 @@ class Model:
     def info(self) -> Dict[str, Any]:
         """What the model is: task ('lm' | 'classify'), parameters, vocab_size, num_classes (None for an
         LM), state_bytes_per_row (None for a classifier), tokenizer, embedding, n_layers, d_model,
-        backend, dtype ('f32' | 'bf16'), weight_bytes, prepared_bytes, mmap, threads, fingerprint, path."""
+        backend, dtype ('f32' | 'bf16' | 'q8_0'), weight_bytes, prepared_bytes, mmap, threads, fingerprint, path."""
         return dict(self._h.info())
 
     # --- tokenizer -------------------------------------------------------------------------

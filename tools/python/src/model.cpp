@@ -52,8 +52,9 @@ py::dict info(const ModelHandle& h) {
   d["n_layers"] = c.n_layers;
   d["d_model"] = c.d_model;
   d["backend"] = h.backend;
-  d["dtype"] = h.model->bf16_matrices() ? "bf16" : "f32";
+  d["dtype"] = h.model->q8_matrices() ? "q8_0" : h.model->bf16_matrices() ? "bf16" : "f32";
   d["bf16_matrices"] = h.model->bf16_matrices();
+  d["q8_matrices"] = h.model->q8_matrices();
   d["weight_bytes"] = h.model->weight_bytes();
   d["prepared_bytes"] = h.model->prepared_bytes();
   d["mmap"] = h.mmap;
