@@ -7,13 +7,9 @@
 // The models are converted here, at test time, by the exporter's rule (a C++ copy of
 // tools/longvq_ref/safetensors_io.py quantize_int8; tests/python/test_files.py checks the Python
 // side writes the same format).
-// The scales are f16 in files: GCC 12 has no _Float16 in C++ on aarch64, where __fp16 is the type.
-#if defined(__aarch64__)
-using longvq_half = __fp16;
-#else
-using longvq_half = _Float16;
-#endif
 #include <catch2/catch.hpp>
+
+#include "tests/f16.h"
 
 #include <unistd.h>
 
@@ -53,7 +49,7 @@ struct TempModelDir {
 
 // The exporter's quantization of a matrix [R, C]: per block of 32 inputs of a row, scale =
 // f16(max|w| / 127), q = round-half-even(w / scale) clipped to ±127 (0 where the scale is 0).
-void quantize(const std::vector<float>& w, int64_t R, int64_t C, std::vector<int8_t>& q, std::vector<longvq_half>& s) {
+void quantize(const std::vector<float>& w, int64_t R, int64_t C, std::vector<int8_t>& q, std::vector<uint16_t>& s) {
   const int64_t nb = (C + 31) / 32;
   q.assign(static_cast<size_t>(R * C), 0);
   s.assign(static_cast<size_t>(R * nb), 0);
@@ -61,9 +57,8 @@ void quantize(const std::vector<float>& w, int64_t R, int64_t C, std::vector<int
     for (int64_t b = 0; b < nb; ++b) {
       float amax = 0;
       for (int64_t c = b * 32; c < std::min(C, b * 32 + 32); ++c) amax = std::max(amax, std::fabs(w[r * C + c]));
-      const longvq_half sh = static_cast<longvq_half>(amax / 127.0f);
-      s[r * nb + b] = sh;
-      const float sf = static_cast<float>(sh);
+      s[r * nb + b] = longvq_test::f32_to_f16_bits(amax / 127.0f);
+      const float sf = longvq_test::f16_bits_to_f32(s[r * nb + b]);
       if (sf > 0)
         for (int64_t c = b * 32; c < std::min(C, b * 32 + 32); ++c)
           q[r * C + c] = static_cast<int8_t>(std::clamp(std::nearbyint(w[r * C + c] / sf), -127.0f, 127.0f));
@@ -79,7 +74,7 @@ void convert(const fs::path& src, const fs::path& dst, bool dequantized,
   SafetensorsFile in(src / "model.safetensors");
   std::vector<std::vector<float>> f32s;
   std::vector<std::vector<int8_t>> qs;
-  std::vector<std::vector<longvq_half>> ss;
+  std::vector<std::vector<uint16_t>> ss;
   std::vector<std::string> names;
   std::vector<TensorToWrite> out;
   names.reserve(2 * in.tensors().size());
@@ -96,7 +91,7 @@ void convert(const fs::path& src, const fs::path& dst, bool dequantized,
       quantize(w, R, C, qs.back(), ss.back());
       if (dequantized) {
         for (int64_t i = 0; i < R * C; ++i)
-          w[i] = static_cast<float>(qs.back()[i]) * static_cast<float>(ss.back()[i / C * ((C + 31) / 32) + i % C / 32]);
+          w[i] = static_cast<float>(qs.back()[i]) * longvq_test::f16_bits_to_f32(ss.back()[i / C * ((C + 31) / 32) + i % C / 32]);
       } else {
         out.push_back({name, "I8", info.shape, qs.back().data(), qs.back().size()});
         names.push_back(name + "_scales");

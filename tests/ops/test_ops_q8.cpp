@@ -3,13 +3,9 @@
 // CPU kernels make: bit for bit the result the same kernels give on the dequantized f32 matrix,
 // on every instruction set this machine has and the portable path, dense or prepared W, GEMV ==
 // GEMM, any thread count. CUDA refuses q8 (models dequantize at load).
-// The scales are f16 in files: GCC 12 has no _Float16 in C++ on aarch64, where __fp16 is the type.
-#if defined(__aarch64__)
-using longvq_half = __fp16;
-#else
-using longvq_half = _Float16;
-#endif
 #include <catch2/catch.hpp>
+
+#include "tests/f16.h"
 
 #include <cmath>
 #include <cstring>
@@ -31,7 +27,7 @@ Buffer q8(Rng& r, int64_t R, int64_t C, float scale) {
   auto* s = const_cast<float*>(t.q8_scales());
   for (int64_t i = 0; i < R * C; ++i) q[i] = static_cast<int8_t>(r.randint(-127, 127));
   for (int64_t i = 0; i < R * q8_blocks(C); ++i)
-    s[i] = r.randint(0, 15) == 0 ? 0.0f : static_cast<float>(static_cast<longvq_half>(r.uni(0.2f, 1.0f) * scale));
+    s[i] = r.randint(0, 15) == 0 ? 0.0f : longvq_test::round_to_f16(r.uni(0.2f, 1.0f) * scale);
   return b;
 }
 
@@ -170,3 +166,16 @@ TEST_CASE("q8_0 layout: bytes and panel size", "[q8]") {
 }
 
 }  // namespace longvq::optest
+
+TEST_CASE("q8: the tests' f16 rounding is numpy's (nearest, ties to even, subnormals)", "[q8]") {
+  // numpy: hex(np.float16(np.float32(v)).view(np.uint16))
+  const std::pair<float, uint16_t> cases[] = {
+      {1.0f, 0x3c00},     {65504.0f, 0x7bff}, {5.960464477539063e-08f, 0x0001}, {0.1f, 0x2e66},
+      {1.0f / 3, 0x3555}, {3e-5f, 0x01f7},    {6.1e-5f, 0x03ff},                {0.00787f, 0x2008},
+      {1000.5f, 0x63d1},  {2049.0f, 0x6800},  {2051.0f, 0x6802},                {-0.5f, 0xb800}};
+  for (const auto& [v, bits] : cases) {
+    INFO(v);
+    CHECK(longvq_test::f32_to_f16_bits(v) == bits);
+    CHECK(longvq_test::f32_to_f16_bits(longvq_test::f16_bits_to_f32(bits)) == bits);
+  }
+}
