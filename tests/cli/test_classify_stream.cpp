@@ -30,25 +30,35 @@ std::string make_inputs(int n, int max_len, uint32_t seed = 1, const std::string
   for (int i = 0; i < n; ++i) {
     s += "{\"id\": \"" + id + std::to_string(i) + "\", \"tokens\": [";
     const int len = 1 + static_cast<int>(rng() % static_cast<uint32_t>(max_len));
-    for (int k = 0; k < len; ++k) s += (k ? "," : "") + std::to_string(rng() % 40);
+    for (int k = 0; k < len; ++k) {
+      if (k) s += ',';
+      s += std::to_string(rng() % 40);
+    }
     s += "], \"source\": {\"file\": \"f" + std::to_string(i % 7) + "\"}, \"label\": " + std::to_string(rng() % 5) + "}\n";
   }
   return s;
 }
 
-// Runs the binary with `args` (no shell) and returns its exit code and peak RSS in KiB.
-std::pair<int, long> run_rss(const std::vector<std::string>& args) {
-  std::vector<char*> argv;
+// Starts the binary with `args` (no shell, stderr to /dev/null) and returns its pid.
+pid_t spawn(const std::vector<std::string>& args) {
   std::vector<std::string> all = {kBin};
   all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
   for (std::string& a : all) argv.push_back(a.data());
   argv.push_back(nullptr);
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
   pid_t pid = 0;
-  REQUIRE(posix_spawn(&pid, kBin.c_str(), &fa, nullptr, argv.data(), environ) == 0);
+  const int error = posix_spawn(&pid, kBin.c_str(), &fa, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
+  REQUIRE(error == 0);
+  return pid;
+}
+
+// Runs the binary with `args` and returns its exit code and peak RSS in KiB.
+std::pair<int, long> run_rss(const std::vector<std::string>& args) {
+  const pid_t pid = spawn(args);
   int status = 0;
   rusage ru{};
   REQUIRE(wait4(pid, &status, 0, &ru) == pid);
@@ -120,17 +130,7 @@ TEST_CASE("classify --resume: killed with SIGKILL at random points and resumed =
       std::vector<std::string> args = base;
       args.push_back(t / "r.jsonl");
       args.push_back("--resume");
-      std::vector<char*> argv;
-      std::vector<std::string> all = {kBin};
-      all.insert(all.end(), args.begin(), args.end());
-      for (std::string& a : all) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      posix_spawn_file_actions_t fa;
-      posix_spawn_file_actions_init(&fa);
-      posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-      pid_t pid = 0;
-      REQUIRE(posix_spawn(&pid, kBin.c_str(), &fa, nullptr, argv.data(), environ) == 0);
-      posix_spawn_file_actions_destroy(&fa);
+      const pid_t pid = spawn(args);
       int status = 0;
       bool killed = false;
       for (;;) {
