@@ -13,16 +13,13 @@
 // Panel layout (kCpuLinearPanels for a q8 W): panel p (outputs 16p..16p+15) is q8_blocks(K)
 // blocks of kBlockBytes = 64 + 512 bytes: 16 f32 scales (lane j = output 16p+j), then 32 rows
 // of 16 int8 values (row i = input 32b+i); padded outputs and inputs are 0.
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#endif
-
-#include "kernels/cpu/cpu_common.h"
+#include "kernels/cpu/cpu_linear_driver.h"
 
 namespace longvq::cpu {
 namespace {
 
-constexpr int64_t P = kCpuLinearPanel;       // outputs per panel
+using namespace linear_driver;
+
 constexpr int64_t KB = kQ8Block;             // inputs per block
 constexpr int64_t kScaleBytes = P * 4;       // 64
 constexpr int64_t kBlockBytes = kScaleBytes + KB * P;  // 576: a multiple of 64
@@ -42,34 +39,13 @@ struct Args {
   }
 };
 
-// Rows t0..t0+rows−1 (missing rows repeat the last one and are not stored), panels p0..p0+NV−1,
-// inputs k_lo..k_hi−1 (k_lo a multiple of 32). k_lo > 0 continues the partial sums in y; k_hi == K
-// adds the bias.
-struct Block {
-  int64_t t0;
-  int rows;
-  int64_t p0, k_lo, k_hi;
-};
-
-inline int valid_lanes(int64_t N, int64_t p) { return static_cast<int>(std::min<int64_t>(P, N - p * P)); }
-
-template <int MR>
-inline void row_pointers(const Args& a, const Block& blk, const float* (&xr)[MR]) {
-  for (int r = 0; r < MR; ++r) xr[r] = a.x + (blk.t0 + std::min(r, blk.rows - 1)) * a.K;
-}
-
 // --- portable ---------------------------------------------------------------------------------
 template <int MR, int NV>
 void kernel_generic(const Args& a, const Block& blk) {
   const float* xr[MR];
   row_pointers<MR>(a, blk, xr);
-  float acc[MR][NV][P] = {};
-  if (blk.k_lo > 0)
-    for (int r = 0; r < blk.rows; ++r)
-      for (int v = 0; v < NV; ++v) {
-        const int64_t p = blk.p0 + v;
-        std::copy_n(a.y + (blk.t0 + r) * a.N + p * P, valid_lanes(a.N, p), acc[r][v]);
-      }
+  float acc[MR][NV][P];
+  load_acc_generic<MR, NV>(a, blk, acc);
   for (int64_t k0 = blk.k_lo; k0 < blk.k_hi; k0 += KB) {
     float s[NV][P];
     for (int v = 0; v < NV; ++v) std::memcpy(s[v], a.scales(blk.p0 + v, k0 / KB), sizeof s[v]);
@@ -84,21 +60,12 @@ void kernel_generic(const Args& a, const Block& blk) {
         }
       }
   }
-  const bool last = blk.k_hi == a.K;
-  for (int r = 0; r < blk.rows; ++r)
-    for (int v = 0; v < NV; ++v) {
-      const int64_t p = blk.p0 + v;
-      float* y = a.y + (blk.t0 + r) * a.N + p * P;
-      for (int j = 0; j < valid_lanes(a.N, p); ++j) y[j] = last && a.b ? acc[r][v][j] + a.b[p * P + j] : acc[r][v][j];
-    }
+  store_acc_generic<MR, NV>(a, blk, acc);
 }
 
 #if defined(__x86_64__) || defined(__i386__)
 // --- AVX2 + FMA: a panel is two 8-lane halves ---------------------------------------------------
 #define LONGVQ_AVX2 __attribute__((target("avx2,fma")))
-LONGVQ_AVX2 inline __m256i first_lanes8(int n) {
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
 LONGVQ_AVX2 inline __m256 widen8(const int8_t* q, __m256 s) {
   const __m256i wide = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q)));
   return _mm256_mul_ps(_mm256_cvtepi32_ps(wide), s);
@@ -109,18 +76,9 @@ LONGVQ_AVX2 void kernel_avx2(const Args& a, const Block& blk) {
   const float* xr[MR];
   row_pointers<MR>(a, blk, xr);
   __m256i mask[NV][2];
-  for (int v = 0; v < NV; ++v) {
-    const int n = valid_lanes(a.N, blk.p0 + v);
-    mask[v][0] = first_lanes8(n);
-    mask[v][1] = first_lanes8(n - 8);
-  }
+  masks_avx2<NV>(a.N, blk.p0, mask);
   __m256 acc[MR][NV][2];
-  for (int r = 0; r < MR; ++r)
-    for (int v = 0; v < NV; ++v)
-      for (int h = 0; h < 2; ++h)
-        acc[r][v][h] = blk.k_lo > 0 && r < blk.rows
-                           ? _mm256_maskload_ps(a.y + (blk.t0 + r) * a.N + (blk.p0 + v) * P + 8 * h, mask[v][h])
-                           : _mm256_setzero_ps();
+  load_acc_avx2<MR, NV>(a, blk, mask, acc);
   for (int64_t k0 = blk.k_lo; k0 < blk.k_hi; k0 += KB) {
     __m256 s[NV][2];
     for (int v = 0; v < NV; ++v)
@@ -138,15 +96,7 @@ LONGVQ_AVX2 void kernel_avx2(const Args& a, const Block& blk) {
       }
     }
   }
-  const bool bias = blk.k_hi == a.K && a.b;
-  for (int r = 0; r < blk.rows; ++r)
-    for (int v = 0; v < NV; ++v)
-      for (int h = 0; h < 2; ++h) {
-        const int64_t o = (blk.p0 + v) * P + 8 * h;
-        __m256 out = acc[r][v][h];
-        if (bias) out = _mm256_add_ps(out, _mm256_maskload_ps(a.b + o, mask[v][h]));
-        _mm256_maskstore_ps(a.y + (blk.t0 + r) * a.N + o, mask[v][h], out);
-      }
+  store_acc_avx2<MR, NV>(a, blk, mask, acc);
 }
 #undef LONGVQ_AVX2
 
@@ -164,13 +114,9 @@ LONGVQ_AVX512 void kernel_avx512(const Args& a, const Block& blk) {
   const float* xr[MR];
   row_pointers<MR>(a, blk, xr);
   __mmask16 mask[NV];
-  for (int v = 0; v < NV; ++v) mask[v] = static_cast<__mmask16>((1u << valid_lanes(a.N, blk.p0 + v)) - 1u);
+  masks_avx512<NV>(a.N, blk.p0, mask);
   __m512 acc[MR][NV];
-  for (int r = 0; r < MR; ++r)
-    for (int v = 0; v < NV; ++v)
-      acc[r][v] = blk.k_lo > 0 && r < blk.rows
-                      ? _mm512_maskz_loadu_ps(mask[v], a.y + (blk.t0 + r) * a.N + (blk.p0 + v) * P)
-                      : _mm512_setzero_ps();
+  load_acc_avx512<MR, NV>(a, blk, mask, acc);
   for (int64_t k0 = blk.k_lo; k0 < blk.k_hi; k0 += KB) {
     __m512 s[NV];
     for (int v = 0; v < NV; ++v) s[v] = _mm512_loadu_ps(a.scales(blk.p0 + v, k0 / KB));
@@ -184,42 +130,29 @@ LONGVQ_AVX512 void kernel_avx512(const Args& a, const Block& blk) {
       }
     }
   }
-  const bool bias = blk.k_hi == a.K && a.b;
-  for (int r = 0; r < blk.rows; ++r)
-    for (int v = 0; v < NV; ++v) {
-      const int64_t o = (blk.p0 + v) * P;
-      __m512 out = acc[r][v];
-      if (bias) out = _mm512_add_ps(out, _mm512_maskz_loadu_ps(mask[v], a.b + o));
-      _mm512_mask_storeu_ps(a.y + (blk.t0 + r) * a.N + o, mask[v], out);
-    }
+  store_acc_avx512<MR, NV>(a, blk, mask, acc);
 }
 #undef LONGVQ_AVX512
 #endif  // x86
 
-// --- drivers (as cpu_linear.cpp's) ----------------------------------------------------------------
-using Kernel = void (*)(const Args&, const Block&);
-struct Kernels {
-  Kernel gemv[9];
-  int gemv_nv;
-  Kernel gemm[4];
-  int gemm_nv, mr;
-};
-
-const Kernels& kernels() {
+// --- kernel table -------------------------------------------------------------------------------
+const Kernels<Args>& kernels() {
 #if defined(__x86_64__) || defined(__i386__)
-  static const Kernels avx512{{nullptr, kernel_avx512<1, 1>, kernel_avx512<1, 2>, kernel_avx512<1, 3>, kernel_avx512<1, 4>,
-                               kernel_avx512<1, 5>, kernel_avx512<1, 6>, kernel_avx512<1, 7>, kernel_avx512<1, 8>},
-                              8,
-                              {nullptr, kernel_avx512<6, 1>, kernel_avx512<6, 2>, kernel_avx512<6, 3>},
-                              3,
-                              6};
-  static const Kernels avx2{{nullptr, kernel_avx2<1, 1>, kernel_avx2<1, 2>, kernel_avx2<1, 3>},
-                            3,
-                            {nullptr, kernel_avx2<4, 1>},
-                            1,
-                            4};
+  static const Kernels<Args> avx512{{nullptr, kernel_avx512<1, 1>, kernel_avx512<1, 2>, kernel_avx512<1, 3>,
+                                     kernel_avx512<1, 4>, kernel_avx512<1, 5>, kernel_avx512<1, 6>, kernel_avx512<1, 7>,
+                                     kernel_avx512<1, 8>},
+                                    8,
+                                    {nullptr, kernel_avx512<6, 1>, kernel_avx512<6, 2>, kernel_avx512<6, 3>},
+                                    3,
+                                    6};
+  static const Kernels<Args> avx2{{nullptr, kernel_avx2<1, 1>, kernel_avx2<1, 2>, kernel_avx2<1, 3>},
+                                  3,
+                                  {nullptr, kernel_avx2<4, 1>},
+                                  1,
+                                  4};
 #endif
-  static const Kernels generic{{nullptr, kernel_generic<1, 1>, kernel_generic<1, 2>}, 2, {nullptr, kernel_generic<4, 1>}, 1, 4};
+  static const Kernels<Args> generic{
+      {nullptr, kernel_generic<1, 1>, kernel_generic<1, 2>}, 2, {nullptr, kernel_generic<4, 1>}, 1, 4};
 #if defined(__x86_64__) || defined(__i386__)
   switch (cpu_isa()) {
     case CpuIsa::avx512: return avx512;
@@ -228,47 +161,6 @@ const Kernels& kernels() {
   }
 #endif
   return generic;
-}
-
-void activate_rows(Activation act, float* y, int64_t N, int64_t t_lo, int64_t t_hi, int64_t o_lo, int64_t o_hi) {
-  if (act == Activation::none) return;
-  for (int64_t t = t_lo; t < t_hi; ++t) {
-    float* row = y + t * N;
-    if (act == Activation::silu) {
-      silu_in_place(row + o_lo, o_hi - o_lo);
-    } else {
-      for (int64_t o = o_lo; o < o_hi; ++o) row[o] = activate(act, row[o]);
-    }
-  }
-}
-
-// T == 1: groups of gemv_nv panels, parallel over groups; the cost counts 2 per weight byte.
-void gemv(const Args& a, Activation act, const CpuContext& ctx, const Kernels& ks) {
-  const int64_t nv = ks.gemv_nv, groups = (a.NP + nv - 1) / nv;
-  const double cost = 2.0 * static_cast<double>(nv * a.panel_bytes);
-  parallel_for(groups, ctx, cost, [&](int64_t g) {
-    const int64_t p0 = g * nv, count = std::min(nv, a.NP - p0);
-    ks.gemv[count](a, Block{0, 1, p0, 0, a.K});
-    activate_rows(act, a.y, a.N, 0, 1, p0 * P, std::min(a.N, (p0 + count) * P));
-  });
-}
-
-// T > 1: tiles of 16·mr rows × gemm_nv panels; K in blocks of kKBlock (a multiple of 32).
-void gemm(const Args& a, Activation act, const CpuContext& ctx, const Kernels& ks) {
-  constexpr int64_t kKBlock = 256;
-  static_assert(kKBlock % KB == 0);
-  const int64_t mr = ks.mr, nv = ks.gemm_nv;
-  const int64_t tb = 16 * mr, nt = (a.T + tb - 1) / tb, ng = (a.NP + nv - 1) / nv;
-  parallel_for(nt * ng, ctx, 2.0 * static_cast<double>(tb * nv * P * a.K), [&](int64_t tile) {
-    const int64_t t_lo = tile / ng * tb, t_hi = std::min(a.T, t_lo + tb);
-    const int64_t p0 = tile % ng * nv, count = std::min(nv, a.NP - p0);
-    for (int64_t k = 0, k_hi; k < a.K; k = k_hi) {
-      k_hi = a.K - k < 2 * kKBlock ? a.K : k + kKBlock;
-      for (int64_t t = t_lo; t < t_hi; t += mr)
-        ks.gemm[count](a, Block{t, static_cast<int>(std::min(mr, t_hi - t)), p0, k, k_hi});
-    }
-    activate_rows(act, a.y, a.N, t_lo, t_hi, p0 * P, std::min(a.N, (p0 + count) * P));
-  });
 }
 
 int64_t panel_bytes_of(int64_t in) { return q8_blocks(in) * kBlockBytes; }
@@ -288,9 +180,7 @@ void linear_q8(const OpCall& c, const CpuContext& ctx) {
   }
   const Args a{xt.as<const float>(), panels, c.in_as<const float>(LinearIn::b), c.out_as<float>(OutY::y),
                T, K, N, (N + P - 1) / P, panel_bytes_of(K)};
-  const Kernels& ks = kernels();
-  if (T == 1) return gemv(a, c.params.activation, ctx, ks);
-  gemm(a, c.params.activation, ctx, ks);
+  run(a, c.params.activation, ctx, kernels());
 }
 
 }  // namespace longvq::cpu
