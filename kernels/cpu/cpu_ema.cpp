@@ -2,6 +2,10 @@
 // recurrence H ← q⊙H + pb·x̃, y = Σ_n g·H (longvq-model.md §2.2). Parallel over (batch row,
 // block of kLanes channels); each item scans its channels through time. The bidirectional form
 // adds a backward scan with rows d..2d−1 (lag 0 counted twice, as MEGA).
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
 #include "kernels/cpu/cpu_common.h"
 #include "kernels/cpu/cpu_isa.h"
 
@@ -54,6 +58,72 @@ namespace v_avx512 {
 constexpr bool kFma = true;
 constexpr int kSteps = 8;
 #include "kernels/cpu/cpu_ema_body.inc"
+
+// In-register transpose of a 16 × 16 block: r[i][j] → r[j][i].
+inline void transpose16(__m512 (&r)[16]) {
+  const __mmask16 all = 0xFFFF;  // maskz forms: the plain ones read _mm512_undefined (GCC 12 warns)
+  const __mmask8 all8 = 0xFF;
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {  // per 128-bit lane: pairs of rows interleaved
+    t[2 * i] = _mm512_maskz_unpacklo_ps(all, r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_maskz_unpackhi_ps(all, r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {  // r[4i + j], lane k: element 4k + j of rows 4i..4i+3
+    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+    const __m512d c = _mm512_castps_pd(t[4 * i + 2]), e = _mm512_castps_pd(t[4 * i + 3]);
+    r[4 * i] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(all8, a, c));
+    r[4 * i + 1] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(all8, a, c));
+    r[4 * i + 2] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(all8, b, e));
+    r[4 * i + 3] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(all8, b, e));
+  }
+  __m512 o[16];
+  for (int j = 0; j < 4; ++j) {  // gather lane k of the four groups: element j + 4k of all 16 rows
+    const __m512 u0 = _mm512_maskz_shuffle_f32x4(all, r[j], r[4 + j], 0x88);  // lanes 0, 2 of both
+    const __m512 u1 = _mm512_maskz_shuffle_f32x4(all, r[j], r[4 + j], 0xdd);  // lanes 1, 3
+    const __m512 u2 = _mm512_maskz_shuffle_f32x4(all, r[8 + j], r[12 + j], 0x88);
+    const __m512 u3 = _mm512_maskz_shuffle_f32x4(all, r[8 + j], r[12 + j], 0xdd);
+    o[j] = _mm512_maskz_shuffle_f32x4(all, u0, u2, 0x88);
+    o[j + 8] = _mm512_maskz_shuffle_f32x4(all, u0, u2, 0xdd);
+    o[j + 4] = _mm512_maskz_shuffle_f32x4(all, u1, u3, 0x88);
+    o[j + 12] = _mm512_maskz_shuffle_f32x4(all, u1, u3, 0xdd);
+  }
+  for (int i = 0; i < 16; ++i) r[i] = o[i];
+}
+
+// ema_step_item for N = 16 (every shipped model): a channel's 16 state values are one vector, so
+// its update is one fma; the sum over m, a chain per channel, runs for 16 channels side by side
+// after transposing H and g in registers. Per channel exactly ema_step_item's operations (and
+// the scan's): h_m = fma(q_m, h_m, pb_m·x̃), acc = fma(g_m, h_m, acc) from acc = 0, m ascending,
+// y = φ(acc + ω·x).
+void ema_step_item_n16(const EmaStepArgs& a, int64_t b) {
+  constexpr int64_t N = 16;
+  const int64_t d = a.d;
+  const bool valid = !a.lengths || a.lengths[b] > 0;
+  const float* xr = a.x + b * d;
+  float* yr = a.y + b * d;
+  float* H = a.state + (a.rows ? a.rows[b] : b) * d * N;  // this row's [d, N]
+  for (int64_t c0 = 0; c0 < d; c0 += kLanes) {
+    const int cb = static_cast<int>(std::min<int64_t>(kLanes, d - c0));
+    __m512 h[16], g[16];
+    for (int l = 0; l < 16; ++l) {
+      h[l] = g[l] = _mm512_setzero_ps();
+      if (l >= cb) continue;
+      const int64_t off = (c0 + l) * N;
+      const __m512 px = _mm512_mul_ps(_mm512_loadu_ps(a.pb + off), _mm512_set1_ps(valid ? xr[c0 + l] : 0.0f));
+      h[l] = _mm512_fmadd_ps(_mm512_loadu_ps(a.q + off), _mm512_loadu_ps(H + off), px);
+      _mm512_storeu_ps(H + off, h[l]);
+      g[l] = _mm512_loadu_ps(a.g + off);
+    }
+    transpose16(h);
+    transpose16(g);
+    __m512 acc = _mm512_setzero_ps();
+    for (int m = 0; m < 16; ++m) acc = _mm512_fmadd_ps(g[m], h[m], acc);
+    const __mmask16 mask = static_cast<__mmask16>((1u << cb) - 1u);
+    const __m512 wx = _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, a.omega + c0), _mm512_maskz_loadu_ps(mask, xr + c0));
+    _mm512_mask_storeu_ps(yr + c0, mask, _mm512_add_ps(acc, wx));  // y + ω·x (raw x)
+  }
+  silu_in_place(yr, d);  // φ
+}
 }
 LONGVQ_ISA_END
 #else  // no AVX copies: the names the drivers dispatch on are the generic one (cpu_isa.h)
@@ -86,6 +156,9 @@ void ema(const OpCall& c, const CpuContext& ctx) {
     void (*step)(const EmaStepArgs&, int64_t) = v_generic::ema_step_item;
     if (cpu_isa() == CpuIsa::avx512) step = v_avx512::ema_step_item;
     else if (cpu_isa() == CpuIsa::avx2) step = v_avx2::ema_step_item;
+#if defined(__x86_64__) || defined(__i386__)
+    if (cpu_isa() == CpuIsa::avx512 && N == 16) step = v_avx512::ema_step_item_n16;
+#endif
     parallel_for(B, ctx, 4.0 * static_cast<double>(d * N), [&](int64_t b) { step(a, b); });
     return;
   }

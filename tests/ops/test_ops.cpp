@@ -337,7 +337,7 @@ TEST_CASE("vq_attention: stateful from an empty state at pos 0 == stateless caus
 
 TEST_CASE("ema: stateful split == whole == single steps", "[ema]") {
   Rng r(14);
-  for (auto [B, n, d, N] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{1, 1, 1, 1}, {2, 13, 7, 16}, {3, 9, 33, 2}}) {
+  for (auto [B, n, d, N] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{1, 1, 1, 1}, {2, 13, 7, 16}, {3, 9, 33, 2}, {2, 11, 40, 16}}) {
     const Case c = make_ema(r, B, n, d, N, false, false, true);
     check_split_invariance(c, kRef, "ref", 1e-5, 1e-5);
     if (testing_cuda()) {  // the chunked scan splits time differently: equal to rounding
