@@ -127,7 +127,15 @@ const Kernels<LinearArgs<WT>>& kernels() {
                                  {nullptr, kernel_avx512<6, 1, WT>, kernel_avx512<6, 2, WT>, kernel_avx512<6, 3, WT>,
                                   kernel_avx512<6, 4, WT>},
                                  4,
-                                 6};
+                                 6,
+                                 // few rows: MR·NV accumulators + NV weights + 1 broadcast ≤ 32 registers
+                                 {nullptr, nullptr, kernel_avx512<2, 8, WT>, kernel_avx512<3, 7, WT>,
+                                  kernel_avx512<4, 5, WT>, kernel_avx512<5, 4, WT>, kernel_avx512<6, 4, WT>,
+                                  kernel_avx512<7, 3, WT>, kernel_avx512<8, 3, WT>},
+                                 {0, 0, 8, 7, 5, 4, 4, 3, 3},
+                                 {nullptr, nullptr, kernel_avx512<2, 1, WT>, kernel_avx512<3, 1, WT>,
+                                  kernel_avx512<4, 1, WT>, kernel_avx512<5, 1, WT>, kernel_avx512<6, 1, WT>,
+                                  kernel_avx512<7, 1, WT>, kernel_avx512<8, 1, WT>}};
   static const Kernels<A> avx2{{nullptr, kernel_avx2<1, 1, WT>, kernel_avx2<1, 2, WT>, kernel_avx2<1, 3, WT>,
                                 kernel_avx2<1, 4, WT>},
                                4,

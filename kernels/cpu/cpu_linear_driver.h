@@ -139,6 +139,11 @@ struct Kernels {
   int gemv_nv;
   Kernel gemm[5];
   int gemm_nv, mr;
+  // Few rows (batched decode): for T = 2..8, a kernel holding all T rows over few_nv[T] panels
+  // and one over a single panel (a group's tail); null where the instruction set has none.
+  Kernel few[9] = {};
+  int few_nv[9] = {};
+  Kernel few1[9] = {};
 };
 
 // y[t, o_lo:o_hi] = act(y) for rows t_lo..t_hi−1 of a finished tile (still in cache).
@@ -192,10 +197,28 @@ void gemm(const Args& a, Activation act, const CpuContext& ctx, const Kernels<Ar
   });
 }
 
-// Runs y = act(x·Wᵀ + b) with the instruction set's table: GEMV for one row, else GEMM.
+// 2 ≤ T ≤ 8 (a batched decode step): every row in registers at once, so each weight is loaded
+// once for all T rows (GEMM's strips of mr rows would stream W twice at T = 8 and compute
+// padding rows), with no K blocking; parallel over groups of panels as the GEMV.
+template <class Args>
+void few_rows(const Args& a, Activation act, const CpuContext& ctx, const Kernels<Args>& ks) {
+  const int T = static_cast<int>(a.T);
+  const int64_t nv = ks.few_nv[T], groups = (a.NP + nv - 1) / nv;
+  parallel_for(groups, ctx, 2.0 * static_cast<double>(nv * (a.panel_bytes + T * P * a.K)), [&](int64_t g) {
+    const int64_t p0 = g * nv, count = std::min(nv, a.NP - p0);
+    if (count == nv) ks.few[T](a, Block{0, T, p0, 0, a.K});
+    else
+      for (int64_t p = p0; p < p0 + count; ++p) ks.few1[T](a, Block{0, T, p, 0, a.K});
+    activate_rows(act, a.y, a.N, 0, T, p0 * P, std::min(a.N, (p0 + count) * P));
+  });
+}
+
+// Runs y = act(x·Wᵀ + b) with the instruction set's table: GEMV for one row, the few-rows
+// kernels for up to 8, else GEMM.
 template <class Args>
 void run(const Args& a, Activation act, const CpuContext& ctx, const Kernels<Args>& ks) {
   if (a.T == 1) return gemv(a, act, ctx, ks);
+  if (a.T <= 8 && ks.few[a.T]) return few_rows(a, act, ctx, ks);
   gemm(a, act, ctx, ks);
 }
 

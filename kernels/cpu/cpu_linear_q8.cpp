@@ -144,7 +144,13 @@ const Kernels<Args>& kernels() {
                                     8,
                                     {nullptr, kernel_avx512<6, 1>, kernel_avx512<6, 2>, kernel_avx512<6, 3>},
                                     3,
-                                    6};
+                                    6,
+                                    // few rows: MR·NV accumulators + NV scales + MR broadcasts + 1 weight ≤ 32
+                                    {nullptr, nullptr, kernel_avx512<2, 8>, kernel_avx512<3, 6>, kernel_avx512<4, 4>,
+                                     kernel_avx512<5, 4>, kernel_avx512<6, 3>, kernel_avx512<7, 2>, kernel_avx512<8, 2>},
+                                    {0, 0, 8, 6, 4, 4, 3, 2, 2},
+                                    {nullptr, nullptr, kernel_avx512<2, 1>, kernel_avx512<3, 1>, kernel_avx512<4, 1>,
+                                     kernel_avx512<5, 1>, kernel_avx512<6, 1>, kernel_avx512<7, 1>, kernel_avx512<8, 1>}};
   static const Kernels<Args> avx2{{nullptr, kernel_avx2<1, 1>, kernel_avx2<1, 2>, kernel_avx2<1, 3>},
                                   3,
                                   {nullptr, kernel_avx2<4, 1>},

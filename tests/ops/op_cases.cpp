@@ -117,7 +117,8 @@ std::vector<Case> linear_cases() {
   struct Size { int64_t T, K, N; };
   for (Size s : {Size{1, 1, 1}, {1, 7, 3}, {1, 65, 33}, {1, 300, 67}, {1, 1024, 17}, {2, 17, 9}, {3, 7, 5},
                  {7, 33, 65}, {33, 65, 7}, {65, 3, 33}, {70, 300, 130}, {5, 16, 8}, {9, 31, 100},
-                 {1, 130, 300}})  // the last: a GEMV of 19 panels, groups of 8, 8 and 3
+                 {1, 130, 300},   // a GEMV of 19 panels, groups of 8, 8 and 3
+                 {4, 70, 300}, {6, 33, 150}, {8, 300, 130}})  // few rows (batched decode): whole groups and tails
     for (Activation act : {Activation::none, Activation::silu, Activation::gelu})
       for (bool bias : {true, false}) {
         Case c;
