@@ -291,6 +291,9 @@ def workloads(quick: bool) -> list:
     w = [
         Workload("decode-b1-austen", "decode b1 @512", "austen-lm", "decode", 1, 512, s(64, 16), budget_s=s(3, 1)),
         Workload("decode-b8-austen", "decode b8 @512", "austen-lm", "decode", 8, 512, s(64, 16), budget_s=s(3, 1)),
+        # what a server runs with many clients (issue 19's batched-decode targets)
+        Workload("decode-b16-austen", "decode b16 @512", "austen-lm", "decode", 16, 512, s(64, 16), budget_s=s(3, 1)),
+        Workload("decode-b64-austen", "decode b64 @512", "austen-lm", "decode", 64, 512, s(32, 8), budget_s=s(4, 1)),
         Workload("decode-b1-austen-bf16", "decode b1 @512, bf16 matrices", "austen-lm-bf16", "decode", 1, 512,
                  s(64, 16), budget_s=s(3, 1)),
         Workload("decode-b1-100m", "decode b1 @512", "random-100m", "decode", 1, 512, s(16, 4), budget_s=s(5, 1)),
@@ -774,7 +777,7 @@ def measure_limits(tools: dict, quick: bool, threads=THREADS) -> dict:
             if j["test"] == "caches":
                 out["caches"] = j
             elif j["level"] not in lv or j["best_gbs"] > lv[j["level"]]["best_gbs"]:
-                lv[j["level"]] = j  # the best size of this level
+                lv[j["level"]] = j  # the best size and read pattern of this level
         out["levels"][str(t)] = lv
         out["stream"][str(t)] = lv["dram"]
         r = subprocess.run([tools["limits"], "fma", str(t)], capture_output=True, text=True, env=thread_env(t))
@@ -1205,7 +1208,8 @@ whole-sequence causal forward over the 4,096 tokens, which computes the same log
   threads used, the last-level cache when they fit in it, else DRAM (`limits.c levels`: each
   thread sums its own slice of a buffer of half its L2; of 3 × the threads' L2, a quarter and
   half of the LLC (the best of the three); or of max(1 GiB, 16 × LLC); with 8 independent
-  AVX-512 accumulators, best of 7 repetitions; cache sizes from
+  AVX-512 accumulators, as one stream per thread and as 8 streams (the better counts), best of
+  at least 20 repetitions; cache sizes from
   `/sys/devices/system/cpu/cpu0/cache/index*/size`; the header prints every level; at 2 threads
   each limit is the better of its 1- and 2-thread measurements, since a 2-thread run can always
   do what a 1-thread run does, and on a shared VM the 2-thread probes, timed to the slower
