@@ -91,7 +91,7 @@ class Mix(nn.Module):
             raise ValueError(f"attention must be 'fast' or 'dense', got '{attention}'")
         return self.finish(x, u, r, hx, o), codes
 
-    def prefill(self, x, st: LayerState, pos, block_len=None):
+    def prefill(self, x, st: LayerState, pos, block_len=None, straight_through=False):
         """Causal chunk x [B, T, d] continued from st at positions pos [B] → (Y, codes, new state)."""
         bsz, n, _ = x.shape
         w = self.cfg.attention.window
@@ -117,7 +117,8 @@ class Mix(nn.Module):
         valid = torch.cat([filled, torch.ones(bsz, n, dtype=torch.bool, device=x.device)], dim=1)
         o = window_codebook_attention(all_q, all_k, all_v, all_codes, **self.attention_args(),
                                       bidirectional=False, key_valid=valid, block_len=block_len,
-                                      cache_u=st.cache_u, cache_n=st.cache_n)[:, w:]
+                                      cache_u=st.cache_u, cache_n=st.cache_n,
+                                      straight_through=straight_through)[:, w:]
         y = self.finish(x, u, r, hx, o)
         # New state: the last W keys form the ring; every earlier valid key joins (U, N).
         leaving = valid[:, :n].to(v.dtype)  # sequence index < T  ⇔  position < pos + T − W
@@ -271,11 +272,12 @@ class LongVQModel(nn.Module):
     def init_state(self, batch: int) -> State:
         return State.zeros(self.cfg, batch, dtype=self.embed.weight.dtype)
 
-    def prefill(self, tokens, state: State | None = None, block_len=None, return_layers=False):
+    def prefill(self, tokens, state: State | None = None, block_len=None, return_layers=False,
+                straight_through=False):
         """Consumes tokens [B, T] after `state` (a fresh state when None).
 
         Returns (logits [B, T, V], new State) — and the per-layer (output, codes) list with
-        return_layers. The input state is not modified.
+        return_layers. The input state is not modified. straight_through: as in forward (training).
         """
         self._need_causal()
         state = state if state is not None else self.init_state(tokens.shape[0])
@@ -286,7 +288,8 @@ class LongVQModel(nn.Module):
         x = self.embed_inputs(tokens)
         new_layers, per_layer = [], []
         for layer, st in zip(self.layers, state.layers):
-            y, codes, st_new = layer.mix.prefill(x, st, state.pos, block_len=block_len)
+            y, codes, st_new = layer.mix.prefill(x, st, state.pos, block_len=block_len,
+                                                 straight_through=straight_through)
             x = layer._ffn(y)
             new_layers.append(st_new)
             per_layer.append((x, codes))

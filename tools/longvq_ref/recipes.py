@@ -31,6 +31,13 @@ class Recipe:
     steps: int
     batch: int
     seq_len: int = 0  # LM training window
+    # LM: carry each batch row's state across steps (Transformer-VQ's training): row b reads the
+    # next seq_len bytes of its stream, its state detached from the previous step's; a row restarts
+    # (fresh state, <bos>) at a random place with probability seq_len / stream_mean per step. Without
+    # it every window starts fresh, and a model that never saw a context longer than seq_len
+    # does worse past it (the held-out text is scored as one long stream).
+    carry_state: bool = False
+    stream_mean: int = 32768
     block_len: int | None = None  # attention block of the fast path (speed only: results do not depend on it)
     lr: float = 2e-3
     warmup: int = 200
@@ -185,6 +192,22 @@ class AustenTask:
         targets = torch.from_numpy(rows)
         inputs = torch.cat([torch.full((bsz, 1), self.bos), targets[:, :-1]], 1)  # <bos> then the text
         return inputs, targets, None
+
+    def stream_batch(self, cursors: torch.Tensor, gen: torch.Generator):
+        """Carried-state batches: cursors [B] (−1 = not started) is where each row's next target
+        byte is, updated in place. Returns inputs, targets [B, seq_len] and restart [B] (rows
+        that begin a new stream: their state must be fresh, their first input is <bos>)."""
+        train, t = self.text["train"], self.r.seq_len
+        chance = torch.rand(len(cursors), generator=gen) < t / self.r.stream_mean
+        fresh = torch.randint(len(train) - t, (len(cursors),), generator=gen)
+        restart = (cursors < 0) | (cursors + t > len(train)) | chance
+        cursors[restart] = fresh[restart]
+        starts = cursors.tolist()
+        targets = torch.from_numpy(np.stack([train[c:c + t] for c in starts]).astype(np.int64))
+        first = torch.tensor([self.bos if new else int(train[c - 1]) for c, new in zip(starts, restart.tolist())])
+        inputs = torch.cat([first[:, None], targets[:, :-1]], 1)
+        cursors += t
+        return inputs, targets, restart
 
     def evaluate(self, model, split: str, limit: int | None):
         data = self.text[split][:limit] if limit else self.text[split]

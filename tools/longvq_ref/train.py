@@ -18,6 +18,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ import torch.nn.functional as F
 
 from . import recipes
 from .export import load_model, parameter_count, random_model, save_model
+from .state import State
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -67,6 +69,23 @@ class CodebookEMA:
         self.sums, self.counts = sd["sums"], sd["counts"]
 
 
+def restart_rows(state: State, fresh: State, rows: torch.Tensor) -> State:
+    """state with the rows where `rows` [B] is True taken from `fresh`."""
+    def pick(old, new):
+        return torch.where(rows.view(-1, *[1] * (old.dim() - 1)), new, old)
+    layers = [replace(l, **{f.name: pick(getattr(l, f.name), getattr(fl, f.name))
+                            for f in fields(l) if getattr(l, f.name) is not None})
+              for l, fl in zip(state.layers, fresh.layers)]
+    return State(layers, pick(state.pos, fresh.pos))
+
+
+def state_from_tensors(tensors: dict, template: State) -> State:
+    """Inverse of State.tensors() (a checkpoint's carried state)."""
+    layers = [replace(l, **{f.name: tensors[f"layers.{i}.{f.name}"] for f in fields(l) if getattr(l, f.name) is not None})
+              for i, l in enumerate(template.layers)]
+    return State(layers, tensors["pos"])
+
+
 def lr_at(step: int, progress: float, r: recipes.Recipe) -> float:
     """Linear warmup over r.warmup steps, then cosine decay to 10% of the peak as progress → 1."""
     if step < r.warmup:
@@ -91,6 +110,8 @@ def train(r: recipes.Recipe, run_dir: Path, out_dir: Path, minutes: float | None
     opt = torch.optim.AdamW(model.parameters(), lr=r.lr, betas=(0.9, 0.98), weight_decay=r.weight_decay)
     gen = torch.Generator().manual_seed(r.seed + 1)
     step, elapsed, cpu, curve = 0, 0.0, 0.0, []
+    if r.carry_state:  # each row's place in the training text and its state (recipes.Recipe.carry_state)
+        cursors, stream = torch.full((r.batch,), -1), model.init_state(r.batch)
     ckpt = run_dir / "checkpoint.pt"
     if ckpt.exists():
         st = torch.load(ckpt)
@@ -99,13 +120,17 @@ def train(r: recipes.Recipe, run_dir: Path, out_dir: Path, minutes: float | None
         ema.load_state_dict(st["ema"])
         gen.set_state(st["gen"])
         step, elapsed, cpu, curve = st["step"], st["elapsed"], st.get("cpu", st["elapsed"]), st["curve"]
+        if r.carry_state and "stream" in st:
+            cursors = st["stream"].pop("cursors")
+            stream = state_from_tensors(st["stream"], stream)
         log(f"resumed from {ckpt} at step {step} ({elapsed / 60:.1f} min trained)")
     log(f"training {r.name}: {parameter_count(r.config):,} parameters, {r.steps} steps, batch {r.batch}")
 
     def save_checkpoint():
         tmp = ckpt.with_suffix(".tmp")
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "ema": ema.state_dict(),
-                    "gen": gen.get_state(), "step": step, "elapsed": elapsed, "cpu": cpu, "curve": curve}, tmp)
+                    "gen": gen.get_state(), "step": step, "elapsed": elapsed, "cpu": cpu, "curve": curve,
+                    **({"stream": {"cursors": cursors, **stream.tensors()}} if r.carry_state else {})}, tmp)
         os.replace(tmp, ckpt)
 
     sinks = [[] for _ in model.layers]
@@ -120,12 +145,18 @@ def train(r: recipes.Recipe, run_dir: Path, out_dir: Path, minutes: float | None
         return max(by_steps, elapsed / (60 * minutes)) if minutes else by_steps
 
     while progress() < 1.0:
-        inputs, targets, lengths = data.batch(r.batch, gen, step)
         for sink in sinks:
             sink.clear()
         for g in opt.param_groups:
             g["lr"] = lr_at(step, progress(), r)
-        out = model(inputs, lengths, block_len=r.block_len, straight_through=True)
+        if r.carry_state:
+            inputs, targets, restart = data.stream_batch(cursors, gen)
+            lengths, stream = None, restart_rows(stream, model.init_state(r.batch), restart)
+            out, stream = model.prefill(inputs, stream, block_len=r.block_len, straight_through=True)
+            stream = State([l.map(torch.Tensor.detach) for l in stream.layers], stream.pos)  # truncated BPTT
+        else:
+            inputs, targets, lengths = data.batch(r.batch, gen, step)
+            out = model(inputs, lengths, block_len=r.block_len, straight_through=True)
         if r.config.task == "lm":
             task_loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), targets.reshape(-1))
         else:
