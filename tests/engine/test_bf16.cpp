@@ -17,6 +17,7 @@
 #include "loaders/safetensors.h"
 #include "loaders/safetensors_writer.h"
 #include "tests/backend_under_test.h"
+#include "tests/engine/slice_logit_gap.h"
 
 namespace fs = std::filesystem;
 using namespace longvq;
@@ -103,40 +104,23 @@ TEST_CASE("bf16 model == the f32 model of its widened weights, bit for bit", "[b
   CHECK(same_bits(decode_logits(half, tokens), decode_logits(full, tokens)));
 }
 
-// Measured on this model over the first 2,048 bytes of the Austen test slice: max |Δ logit| 0.092,
-// bits per byte 1.69048 (fp32) vs 1.69064 (bf16). Allowed: 0.2 and 0.002 bits per byte.
+// Over the first 2,048 bytes of the Austen test slice (this test's WARN prints it). The first 0.91 M
+// model (shipped before issue 20): max |Δ logit| 0.092 of 23.7, bits per byte 1.69048 (fp32) vs 1.69064
+// (bf16). The 2.9 M model since: max |Δ logit| 0.97 of 26.8 (one of 526k logits; deeper and wider,
+// so rounding adds up more), largest total-variation distance 0.066, bits per byte 1.52702 vs 1.52694.
+// What a user sees is the distribution: bounded by its total-variation distance and the bits per
+// byte; the largest logit change is bounded relative to the logits' scale.
 TEST_CASE("bf16 copy of the shipped austen-lm stays within tolerance of fp32", "[bf16][shipped]") {
   const fs::path src = fs::path(LONGVQ_SOURCE_DIR) / "models" / "austen-lm";
   TempModelDir half_dir("austen");
   copy_model(src, half_dir.path, /*to_bf16=*/true);
   const auto full = load(src), half = load(half_dir.path);
-  std::ifstream text(fs::path(LONGVQ_SOURCE_DIR) / "tests" / "data" / "austen_test20k.txt", std::ios::binary);
-  std::vector<int32_t> tokens;
-  for (auto it = std::istreambuf_iterator<char>(text); it != std::istreambuf_iterator<char>() && tokens.size() < 2048;
-       ++it)
-    tokens.push_back(static_cast<unsigned char>(*it));
-  REQUIRE(tokens.size() == 2048);
-  const std::vector<float> a = forward_logits(full, tokens), b = forward_logits(half, tokens);
-  const int64_t V = full->config().vocab_size;
-  double worst = 0, max_logit = 0, bits_a = 0, bits_b = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    worst = std::max(worst, std::fabs(double(a[i]) - b[i]));
-    max_logit = std::max(max_logit, std::fabs(double(a[i])));
-  }
-  auto bits = [&](const std::vector<float>& l, size_t t) {  // −log2 p(next byte)
-    const float* row = l.data() + t * V;
-    double mx = *std::max_element(row, row + V), z = 0;
-    for (int64_t v = 0; v < V; ++v) z += std::exp(double(row[v]) - mx);
-    return (std::log(z) + mx - row[tokens[t + 1]]) / std::log(2.0);
-  };
-  for (size_t t = 0; t + 1 < tokens.size(); ++t) {
-    bits_a += bits(a, t);
-    bits_b += bits(b, t);
-  }
-  const double n = static_cast<double>(tokens.size() - 1);
-  INFO("max |logit diff| " << worst << " (max |logit| " << max_logit << "); bits per byte fp32 " << bits_a / n
-                           << ", bf16 " << bits_b / n);
-  WARN("bf16 austen-lm: max |logit diff| " << worst << ", bits per byte " << bits_a / n << " (fp32) vs " << bits_b / n);
-  CHECK(worst <= 0.2);
-  CHECK(std::fabs(bits_a - bits_b) / n <= 0.002);
+  const std::vector<int32_t> tokens = longvq_test::austen_slice_tokens(2048);
+  const auto g = longvq_test::logit_gap(forward_logits(full, tokens), forward_logits(half, tokens), tokens,
+                                        full->config().vocab_size);
+  WARN("bf16 austen-lm: max |logit diff| " << g.max_abs << " of max |logit| " << g.max_logit << ", max TV distance "
+                                           << g.max_tv << ", bits per byte " << g.bits_a << " (fp32) vs " << g.bits_b);
+  CHECK(g.max_abs <= 0.05 * g.max_logit);
+  CHECK(g.max_tv <= 0.1);
+  CHECK(std::fabs(g.bits_a - g.bits_b) <= 0.002);
 }

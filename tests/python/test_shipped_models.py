@@ -31,3 +31,15 @@ def test_slice_metrics_and_cards(name, recomputed):
         assert abs(got["bits_per_byte"] - want["bits_per_byte"]) < 1e-9
     card = (slices.REPO / "models" / name / "README.md").read_text()
     assert slices.card_section(got) in card, f"models/{name}/README.md does not state the recomputed slice metric"
+
+
+@pytest.mark.parametrize("name", ["austen-lm", "listops", "fashion-seq"])
+def test_recipe_describes_the_shipped_model(name):
+    """The card's Reproduce command trains the architecture that is shipped."""
+    from longvq_ref import recipes
+    from longvq_ref.config import Config
+    path = slices.REPO / "models" / name / "config.json"
+    if not path.exists():
+        pytest.skip(f"models/{name} is not shipped yet")
+    shipped = Config.from_dict(json.loads(path.read_text())).to_dict()
+    assert shipped == recipes.RECIPES[name]().config.to_dict(), f"recipe {name} no longer trains models/{name}"

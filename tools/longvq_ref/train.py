@@ -1,6 +1,6 @@
 """Training the shipped models on CPU, Transformer-VQ style (issue 3).
 
-  /usr/bin/python3 -m longvq_ref.train austen-lm [--steps N] [--minutes M] [--run-dir DIR]
+  /usr/bin/python3 -m longvq_ref.train austen-lm [--steps N] [--minutes M] [--stop-at N] [--run-dir DIR]
 
 Recipes (config + hyper-parameters) are in longvq_ref/recipes.py. Keys are straight-through
 quantized [TVQ]; the loss adds a commitment term β·mean‖K − sg(C[c])‖²; each codebook is an
@@ -94,7 +94,7 @@ def lr_at(step: int, progress: float, r: recipes.Recipe) -> float:
 
 
 def train(r: recipes.Recipe, run_dir: Path, out_dir: Path, minutes: float | None, log=print,
-          export: bool = True) -> dict:
+          export: bool = True, stop_at: int | None = None) -> dict:
     torch.manual_seed(r.seed)
     torch.set_num_threads(r.threads)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -144,7 +144,7 @@ def train(r: recipes.Recipe, run_dir: Path, out_dir: Path, minutes: float | None
         by_steps = step / r.steps
         return max(by_steps, elapsed / (60 * minutes)) if minutes else by_steps
 
-    while progress() < 1.0:
+    while progress() < 1.0 and (stop_at is None or step < stop_at):
         for sink in sinks:
             sink.clear()
         for g in opt.param_groups:
@@ -223,6 +223,8 @@ def reproduce_command(args) -> str:
         parts.append(f"--steps {args.steps}")
     if args.minutes:
         parts.append(f"--minutes {args.minutes:g}")
+    if args.stop_at:
+        parts.append(f"--stop-at {args.stop_at}")
     parts += [f"--set '{item}'" if any(c in item for c in "[] ") else f"--set {item}" for item in args.set]
     return "/usr/bin/python3 -m longvq_ref.train " + " ".join(parts)
 
@@ -232,6 +234,9 @@ def main(argv=None) -> int:
     p.add_argument("recipe", choices=sorted(recipes.RECIPES), help="which model to train")
     p.add_argument("--steps", type=int, help="override the recipe's number of steps")
     p.add_argument("--minutes", type=float, help="stop (checkpoint, evaluate, export) after this much time")
+    p.add_argument("--stop-at", type=int, metavar="STEP",
+                   help="stop (checkpoint, evaluate, export) at this step of the schedule, which still runs "
+                        "to --steps (a stage that a later warm start continues)")
     p.add_argument("--run-dir", help="checkpoints and curve (default data/runs/<recipe>)")
     p.add_argument("--out", help="model directory to export (default models/<recipe>)")
     p.add_argument("--no-export", action="store_true",
@@ -261,7 +266,7 @@ def main(argv=None) -> int:
         (out_dir / "README.md").write_text(recipes.model_card(r, metrics, curve))
         return 0
     train(r, run_dir, out_dir, args.minutes, log=lambda m: print(m, file=sys.stderr, flush=True),
-          export=not args.no_export)
+          export=not args.no_export, stop_at=args.stop_at)
     return 0
 
 
