@@ -12,7 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tools"))  # conftest does this too; kept so the file also runs alone
 
-from longvq_data import austen, common, fashion, listops  # noqa: E402
+from longvq_data import austen, bible, common, fashion, listops  # noqa: E402
 from longvq_data.common import DataError  # noqa: E402
 
 SLICES = REPO / "tests" / "data"
@@ -189,6 +189,24 @@ def test_austen_split_is_per_book_and_ordered():
     assert texts["train"] == "\n".join([f"a{i}" for i in range(18)] + [f"b{i}" for i in range(36)])
     assert texts["val"] == "\n".join(["a18", "b36", "b37"])
     assert texts["test"] == "\n".join(["a19", "b38", "b39"])
+
+
+def test_bible_text_drops_headings_and_verse_numbers():
+    raw = ("\nGenesis 1\n\n  1 In the beginning God created the heaven and the earth.\n"
+           "  2 And the earth was without form, and void; and darkness was upon the face of\n"
+           "the deep.\n\n1 Kings 3\n\n  10 And the speech pleased the Lord, that Solomon had asked\n"
+           "this thing.\n\nSong of Solomon 2\n\n  1 I am the rose of Sharon, and 12 lilies.\n")
+    assert bible.clean(raw) == ("In the beginning God created the heaven and the earth.\n"
+                                "And the earth was without form, and void; and darkness was upon the face of\n"
+                                "the deep.\n\nAnd the speech pleased the Lord, that Solomon had asked\n"
+                                "this thing.\n\nI am the rose of Sharon, and 12 lilies.")
+
+
+def test_bible_has_only_a_training_split(tmp_path):
+    with pytest.raises(ValueError, match="training text only"):
+        bible.load("test", root=tmp_path)
+    with pytest.raises(DataError, match="prepare bible"):
+        bible.load("train", root=tmp_path)
 
 
 def test_done_marker_detects_changes(tmp_path):

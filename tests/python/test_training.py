@@ -83,3 +83,14 @@ def test_restart_rows_and_checkpointed_state():
     assert torch.equal(back.pos, mixed.pos)
     for a, b in zip(back.layers, mixed.layers):
         assert torch.equal(a.cache_u, b.cache_u) and torch.equal(a.ring_codes, b.ring_codes)
+
+
+def test_extra_training_text_joins_the_training_split_only(monkeypatch):
+    from longvq_data import austen, bible
+    monkeypatch.setattr(austen, "load", lambda split: f"austen {split}".encode())
+    monkeypatch.setattr(bible, "load", lambda split: b"in the beginning")
+    r = recipes.Recipe("t", None, "austen", steps=1, batch=1, seq_len=4, extra_train=["bible"])
+    task = recipes.AustenTask(r)
+    assert task.text["train"].tobytes() == b"austen train\n\nin the beginning"
+    assert task.text["val"].tobytes() == b"austen val" and task.text["test"].tobytes() == b"austen test"
+    assert "`bible` appended to the training split" in recipes._extra_text(r)

@@ -1,6 +1,6 @@
 """Command line: prepare data sets, or write the committed test slices.
 
-  cd tools && /usr/bin/python3 -m longvq_data prepare {austen,listops,fashion,all} [--root ../data]
+  cd tools && /usr/bin/python3 -m longvq_data prepare {austen,bible,listops,fashion,all} [--root ../data]
   cd tools && /usr/bin/python3 -m longvq_data make-slices [--root ../data] [--out ../tests/data]
 """
 from __future__ import annotations
@@ -9,11 +9,11 @@ import argparse
 import sys
 import time
 
-from . import austen, fashion, listops
+from . import austen, bible, fashion, listops
 from .common import DEFAULT_ROOT, DataError, log
 from .slices import DEFAULT_OUT, make_slices
 
-DATASETS = {"austen": austen, "listops": listops, "fashion": fashion}
+DATASETS = {"austen": austen, "bible": bible, "listops": listops, "fashion": fashion}
 
 
 def main(argv=None) -> int:

@@ -38,6 +38,9 @@ class Recipe:
     # does worse past it (the held-out text is scored as one long stream).
     carry_state: bool = False
     stream_mean: int = 32768
+    # LM: training-only texts (longvq_data modules: "bible") appended to the training split; the
+    # model is still validated and tested on its own data set's held-out splits.
+    extra_train: list = field(default_factory=list)
     block_len: int | None = None  # attention block of the fast path (speed only: results do not depend on it)
     lr: float = 2e-3
     warmup: int = 200
@@ -198,6 +201,10 @@ class AustenTask:
         from longvq_data import austen
         self.r = r
         self.text = {s: np.frombuffer(austen.load(s), dtype=np.uint8) for s in ("train", "val", "test")}
+        if r.extra_train:
+            import importlib
+            extra = [importlib.import_module(f"longvq_data.{name}").load("train") for name in r.extra_train]
+            self.text["train"] = np.frombuffer(b"\n\n".join([self.text["train"].tobytes(), *extra]), dtype=np.uint8)
         self.bos = 256
 
     def batch(self, bsz: int, gen: torch.Generator, step: int = 0):
@@ -405,6 +412,13 @@ def _carry_text(r: Recipe) -> str:
             f"{r.stream_mean:,} bytes; so the model learns to use the long context it is scored with.")
 
 
+def _extra_text(r: Recipe) -> str:
+    if not r.extra_train:
+        return ""
+    return (f"\n\n**Extra training text.** {', '.join(f'`{n}`' for n in r.extra_train)} appended to the training "
+            f"split (`python3 -m longvq_data prepare NAME`); validation and test stay {r.data}'s own held-out splits.")
+
+
 def _init_text(r: Recipe) -> str:
     if not r.init_from:
         return ""
@@ -437,7 +451,7 @@ Full config in `config.json`.
 AdamW (β 0.9/0.98, weight decay {r.weight_decay}), peak lr {r.lr} with {r.warmup} warmup steps and cosine
 decay to 10%, gradient clip {r.clip}; straight-through keys, commitment β {r.commit_beta}, codebook EMA γ
 {r.codebook_gamma}, dead codes (EMA count < {r.dead_count}) re-seeded from batch keys. Seed {r.seed},
-{r.threads} thread, {_cost(metrics)}.{_curriculum_text(r)}{_carry_text(r)}{_init_text(r)}
+{r.threads} thread, {_cost(metrics)}.{_curriculum_text(r)}{_carry_text(r)}{_extra_text(r)}{_init_text(r)}
 
 **Held-out metrics** (measured by the reference in float64 on the test split):
 
