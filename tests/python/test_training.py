@@ -3,14 +3,15 @@
 A training step continues each row's state from the previous step (truncated BPTT), so the
 straight-through prefill must score exactly like the plain one, rows must continue their text
 byte for byte, a restarted row must start from a fresh state, and a checkpoint must restore the
-carried state exactly.
+carried state exactly. Regularization (dropout, the weight average) must leave the model's
+math alone outside training.
 """
 import numpy as np
 import torch
 
 from conftest import LM_CONFIGS, TOL, assert_close, make_inputs, make_model
 from longvq_ref import recipes
-from longvq_ref.train import restart_rows, state_from_tensors
+from longvq_ref.train import WeightAverage, restart_rows, state_from_tensors
 
 
 def test_straight_through_prefill_scores_like_prefill_and_trains_the_keys():
@@ -94,3 +95,34 @@ def test_extra_training_text_joins_the_training_split_only(monkeypatch):
     assert task.text["train"].tobytes() == b"austen train\n\nin the beginning"
     assert task.text["val"].tobytes() == b"austen val" and task.text["test"].tobytes() == b"austen test"
     assert "`bible` appended to the training split" in recipes._extra_text(r)
+
+
+def test_dropout_is_training_only():
+    """set_dropout changes training forwards only: in eval() the model is §2 exactly."""
+    for name, make_cfg in LM_CONFIGS.items():
+        cfg = make_cfg()
+        model = make_model(cfg, seed=7)
+        x = make_inputs(cfg, 2, 24, seed=8)
+        exact = model.eval()(x)
+        model.set_dropout(0.3)
+        assert torch.equal(model.eval()(x), exact), name
+        torch.manual_seed(0)
+        assert not torch.allclose(model.train()(x), exact), f"{name}: dropout did nothing in training"
+        model.set_dropout(0.0)
+        assert_close(model.train()(x), exact, TOL[torch.float64], name)
+
+
+def test_weight_average_is_a_running_average_of_weights_and_codebooks():
+    cfg = next(iter(LM_CONFIGS.values()))()
+    model = make_model(cfg, seed=9)
+    avg = WeightAverage(model, decay=0.75)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+        model.layers[0].mix.codebook.add_(2.0)
+    avg.update(model)
+    for k, v in avg.model.state_dict().items():
+        if v.is_floating_point():
+            assert_close(v, 0.75 * before[k] + 0.25 * model.state_dict()[k], TOL[torch.float64], k)
+    assert not avg.model.training and all(l.mix.key_sink is None for l in avg.model.layers)

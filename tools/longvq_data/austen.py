@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .common import DataError, data_root, describe_sizes, ensure_apt_package, log, read_done, write_done
+from .common import DataError, already_prepared, data_root, describe_sizes, ensure_apt_package, log, write_done
 
 PACKAGE = "r-cran-janeaustenr"
 SPLITS = ("train", "val", "test")
@@ -80,9 +80,7 @@ def load(split: str, root=None) -> bytes:
 
 def prepare(root=None) -> dict:
     out_dir = data_root(root) / "austen"
-    done = read_done(out_dir, PARAMS)
-    if done is not None:
-        log(f"austen: already prepared in {out_dir} ({describe_sizes(done)})")
+    if (done := already_prepared("austen", out_dir, PARAMS)) is not None:
         return done
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()

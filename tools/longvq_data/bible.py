@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import time
 
-from .common import DataError, data_root, describe_sizes, ensure_apt_package, log, read_done, write_done
+from .common import DataError, already_prepared, data_root, describe_sizes, ensure_apt_package, log, write_done
 
 PACKAGE = "bible-kjv"
 RANGE = "gen1:1-rev22:21"
@@ -38,9 +38,7 @@ def clean(raw: str) -> str:
 
 def prepare(root=None) -> dict:
     out_dir = data_root(root) / "bible"
-    done = read_done(out_dir, PARAMS)
-    if done is not None:
-        log(f"bible: already prepared in {out_dir} ({describe_sizes(done)})")
+    if (done := already_prepared("bible", out_dir, PARAMS)) is not None:
         return done
     ensure_apt_package(PACKAGE)
     tool = shutil.which("bible")

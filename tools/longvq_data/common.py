@@ -80,6 +80,14 @@ def read_done(directory: Path, params: dict):
     return done
 
 
+def already_prepared(name: str, directory: Path, params: dict):
+    """read_done, and a line saying the data set is there when it is (prepare's first step)."""
+    done = read_done(directory, params)
+    if done is not None:
+        log(f"{name}: already prepared in {directory} ({describe_sizes(done)})")
+    return done
+
+
 def write_done(directory: Path, params: dict, files: list, **extra) -> dict:
     done = {"params": params, "params_hash": params_hash(params),
             "files": {name: (directory / name).stat().st_size for name in files}, **extra}

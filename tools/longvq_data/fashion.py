@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import DataError, data_root, describe_sizes, ensure_apt_package, log, read_done, write_done
+from .common import DataError, already_prepared, data_root, describe_sizes, ensure_apt_package, log, write_done
 
 PACKAGE = "dataset-fashion-mnist"
 SOURCE_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -111,9 +111,7 @@ def load(split: str, root=None):
 
 def prepare(root=None) -> dict:
     out_dir = data_root(root) / "fashion"
-    done = read_done(out_dir, PARAMS)
-    if done is not None:
-        log(f"fashion: already prepared in {out_dir} ({describe_sizes(done)})")
+    if (done := already_prepared("fashion", out_dir, PARAMS)) is not None:
         return done
     start = time.monotonic()
     if not all((SOURCE_DIR / src).is_file() for src, _ in FILES.values()):

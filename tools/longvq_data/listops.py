@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import DataError, Progress, data_root, describe_sizes, log, read_done, write_done
+from .common import DataError, Progress, already_prepared, data_root, describe_sizes, log, write_done
 
 OPERATORS = ["[MAX", "[MIN", "[MED", "[SM"]
 END = "]"
@@ -203,9 +203,7 @@ def label_counts(examples) -> list:
 
 def prepare(root=None) -> dict:
     out_dir = data_root(root) / "listops"
-    done = read_done(out_dir, PARAMS)
-    if done is not None:
-        log(f"listops: already prepared in {out_dir} ({describe_sizes(done)})")
+    if (done := already_prepared("listops", out_dir, PARAMS)) is not None:
         return done
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()

@@ -50,6 +50,7 @@ class Mix(nn.Module):
         self.register_buffer("codebook", torch.zeros(cfg.attention.codebook_size, e))
         self.rel_bias = nn.Parameter(torch.zeros(cfg.rel_bias_len))
         self.key_sink = None  # training sets a list here to collect (K, codes, mask) per forward
+        self.dropout = 0.0  # training only (LongVQModel.set_dropout); not part of the exported model
 
     def gates(self, x_norm, x_ema):
         """Everything of §2.1 between the EMA and the attention, per token."""
@@ -65,6 +66,7 @@ class Mix(nn.Module):
 
     def finish(self, residual, u, r, hx, o):
         hh = F.silu(hx + self.h_proj(o * r))  # Hh = φ(HX + h_proj(O ⊙ R))
+        hh = F.dropout(hh, self.dropout, self.training)  # (training only, as MEGA's)
         y = residual + u * (hh - residual)  # Y = res + u ⊙ (Hh − res)
         return y if self.cfg.prenorm else self.norm(y)
 
@@ -164,11 +166,16 @@ class FFN(nn.Module):
         self.norm = Norm(cfg.norm, cfg.d_model, cfg.norm_eps)
         self.fc1 = nn.Linear(cfg.d_model, cfg.ffn_dim)
         self.fc2 = nn.Linear(cfg.ffn_dim, cfg.d_model)
+        self.dropout = 0.0  # training only, as in Mix
+
+    def _branch(self, x):
+        drop = lambda t: F.dropout(t, self.dropout, self.training)
+        return drop(self.fc2(drop(F.silu(self.fc1(x)))))
 
     def forward(self, x):
         if self.prenorm:  # Y = X + fc2(φ(fc1(Norm(X))))
-            return x + self.fc2(F.silu(self.fc1(self.norm(x))))
-        return self.norm(x + self.fc2(F.silu(self.fc1(x))))  # Y = Norm(X + fc2(φ(fc1(X))))
+            return x + self._branch(self.norm(x))
+        return self.norm(x + self._branch(x))  # Y = Norm(X + fc2(φ(fc1(X))))
 
 
 class Layer(nn.Module):
@@ -218,6 +225,14 @@ class LongVQModel(nn.Module):
             self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         if cfg.task == "classify":
             self.classifier = Classifier(cfg)
+
+    def set_dropout(self, p: float):
+        """Training-time dropout on each sublayer's branch (and the FFN's hidden layer); a model in
+        eval() mode, and every exported model, computes exactly §2 whatever p is."""
+        for layer in self.layers:
+            layer.mix.dropout = p
+            if layer.ffn is not None:
+                layer.ffn.dropout = p
 
     # -- pieces shared by every path ---------------------------------------------------------
     def embed_inputs(self, inputs):

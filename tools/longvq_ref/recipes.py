@@ -41,6 +41,11 @@ class Recipe:
     # LM: training-only texts (longvq_data modules: "bible") appended to the training split; the
     # model is still validated and tested on its own data set's held-out splits.
     extra_train: list = field(default_factory=list)
+    # Regularization, training only (the exported model is §2 exactly): dropout on each sublayer's
+    # branch; weight_avg > 0 keeps a running average of the weights (decay per step), which is what
+    # is validated, tested and exported.
+    dropout: float = 0.0
+    weight_avg: float = 0.0
     block_len: int | None = None  # attention block of the fast path (speed only: results do not depend on it)
     lr: float = 2e-3
     warmup: int = 200
@@ -419,6 +424,16 @@ def _extra_text(r: Recipe) -> str:
             f"split (`python3 -m longvq_data prepare NAME`); validation and test stay {r.data}'s own held-out splits.")
 
 
+def _regularization_text(r: Recipe) -> str:
+    parts = []
+    if r.dropout:
+        parts.append(f"dropout {r.dropout} on each sublayer's branch and the FFN's hidden layer (training only)")
+    if r.weight_avg:
+        parts.append(f"the weights validated, tested and shipped are a running average of the trained ones "
+                     f"(decay {r.weight_avg} per step; `raw_val_bits_per_byte`: the trained weights themselves)")
+    return "\n\n**Regularization.** " + "; ".join(parts) + "." if parts else ""
+
+
 def _init_text(r: Recipe) -> str:
     if not r.init_from:
         return ""
@@ -429,10 +444,11 @@ def _init_text(r: Recipe) -> str:
 def model_card(r: Recipe, metrics: dict, curve) -> str:
     c, a = r.config, r.config.attention
     rows = "\n".join(f"| {k} | {_fmt(v)} |" for k, v in metrics.items())
+    shown = lambda k: k.startswith("val_") or k == "raw_val_bits_per_byte"  # noqa: E731
     evals = [row for row in curve if any(k.startswith("val_") for k in row)]
     val_rows = "\n".join(f"| {row['step']} | {row['loss']:.4f} | " + " | ".join(
-        _fmt(row[k]) for k in sorted(row) if k.startswith("val_")) + " |" for row in evals)
-    val_keys = sorted(k for k in (evals[-1] if evals else {}) if k.startswith("val_"))
+        _fmt(row[k]) for k in sorted(row) if shown(k)) + " |" for row in evals)
+    val_keys = sorted(k for k in (evals[-1] if evals else {}) if shown(k))
     notes = "\n" + "\n\n".join(r.notes) if r.notes else ""  # paragraphs after the Reproduce line
     return f"""# {r.name}
 
@@ -451,7 +467,8 @@ Full config in `config.json`.
 AdamW (β 0.9/0.98, weight decay {r.weight_decay}), peak lr {r.lr} with {r.warmup} warmup steps and cosine
 decay to 10%, gradient clip {r.clip}; straight-through keys, commitment β {r.commit_beta}, codebook EMA γ
 {r.codebook_gamma}, dead codes (EMA count < {r.dead_count}) re-seeded from batch keys. Seed {r.seed},
-{r.threads} thread, {_cost(metrics)}.{_curriculum_text(r)}{_carry_text(r)}{_extra_text(r)}{_init_text(r)}
+{r.threads} thread, {_cost(metrics)}.\
+{_curriculum_text(r)}{_carry_text(r)}{_extra_text(r)}{_regularization_text(r)}{_init_text(r)}
 
 **Held-out metrics** (measured by the reference in float64 on the test split):
 

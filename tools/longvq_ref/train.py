@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import copy
 import json
 import math
 import os
@@ -69,6 +70,22 @@ class CodebookEMA:
         self.sums, self.counts = sd["sums"], sd["counts"]
 
 
+class WeightAverage:
+    """An exponential running average of the weights (and codebooks), an eval-mode copy."""
+
+    def __init__(self, model, decay: float):
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval()
+        for layer in self.model.layers:
+            layer.mix.key_sink = None
+
+    @torch.no_grad()
+    def update(self, model):
+        for mine, theirs in zip(self.model.state_dict().values(), model.state_dict().values()):
+            if mine.is_floating_point():
+                mine.lerp_(theirs, 1 - self.decay)
+
+
 def restart_rows(state: State, fresh: State, rows: torch.Tensor) -> State:
     """state with the rows where `rows` [B] is True taken from `fresh`."""
     def pick(old, new):
@@ -106,7 +123,9 @@ def train(r: recipes.Recipe, run_dir: Path, out_dir: Path, minutes: float | None
             raise ValueError(f"{r.init_from}: its config.json differs from recipe {r.name}'s config")
         model.load_state_dict(start.float().state_dict())
         log(f"warm start from {r.init_from}")
+    model.set_dropout(r.dropout)
     ema = CodebookEMA(model, r.codebook_gamma, r.dead_count)
+    avg = WeightAverage(model, r.weight_avg) if r.weight_avg else None
     opt = torch.optim.AdamW(model.parameters(), lr=r.lr, betas=(0.9, 0.98), weight_decay=r.weight_decay)
     gen = torch.Generator().manual_seed(r.seed + 1)
     step, elapsed, cpu, curve = 0, 0.0, 0.0, []
@@ -119,6 +138,8 @@ def train(r: recipes.Recipe, run_dir: Path, out_dir: Path, minutes: float | None
         opt.load_state_dict(st["opt"])
         ema.load_state_dict(st["ema"])
         gen.set_state(st["gen"])
+        if avg is not None and "avg" in st:
+            avg.model.load_state_dict(st["avg"])
         step, elapsed, cpu, curve = st["step"], st["elapsed"], st.get("cpu", st["elapsed"]), st["curve"]
         if r.carry_state and "stream" in st:
             cursors = st["stream"].pop("cursors")
@@ -130,6 +151,7 @@ def train(r: recipes.Recipe, run_dir: Path, out_dir: Path, minutes: float | None
         tmp = ckpt.with_suffix(".tmp")
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "ema": ema.state_dict(),
                     "gen": gen.get_state(), "step": step, "elapsed": elapsed, "cpu": cpu, "curve": curve,
+                    **({"avg": avg.model.state_dict()} if avg is not None else {}),
                     **({"stream": {"cursors": cursors, **stream.tensors()}} if r.carry_state else {})}, tmp)
         os.replace(tmp, ckpt)
 
@@ -172,6 +194,8 @@ def train(r: recipes.Recipe, run_dir: Path, out_dir: Path, minutes: float | None
         torch.nn.utils.clip_grad_norm_(model.parameters(), r.clip)
         opt.step()
         ema.update(model, [s[0] for s in sinks], gen)
+        if avg is not None:
+            avg.update(model)
         step += 1
         window_loss.append(float(task_loss))
         window_tokens += int(lengths.sum()) if lengths is not None else inputs.numel()
@@ -188,8 +212,11 @@ def train(r: recipes.Recipe, run_dir: Path, out_dir: Path, minutes: float | None
                     model.eval()
                     row.update(data.evaluate(model, split="val", limit=r.eval_limit))
                     model.train()
+                    if avg is not None:  # the averaged weights are the result; the raw ones for comparison
+                        row = {**row, **{f"raw_{k}": v for k, v in row.items() if k.startswith("val_")}}
+                        row.update(data.evaluate(avg.model, split="val", limit=r.eval_limit))
             curve.append(row)
-            extra = " ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith("val_"))
+            extra = " ".join(f"{k} {v:.4f}" for k, v in row.items() if "val_" in k)
             log(f"step {step}/{r.steps} loss {row['loss']:.4f} lr {row['lr']:.2e} "
                 f"{rate:,.0f} tok/s ETA {eta / 60:.1f} min {extra}")
             window_loss, window_tokens, t_window = [], 0, now
@@ -198,6 +225,8 @@ def train(r: recipes.Recipe, run_dir: Path, out_dir: Path, minutes: float | None
     save_checkpoint()
     for layer in model.layers:
         layer.mix.key_sink = None
+    if avg is not None:
+        model = avg.model
     model.eval()
     if not export:  # an experiment: the checkpoint and the validation curve only
         (run_dir / "curve.json").write_text(json.dumps(curve, indent=1))
