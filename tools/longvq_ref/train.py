@@ -138,8 +138,8 @@ def train(r: recipes.Recipe, run_dir: Path, out_dir: Path, minutes: float | None
         opt.load_state_dict(st["opt"])
         ema.load_state_dict(st["ema"])
         gen.set_state(st["gen"])
-        if avg is not None and "avg" in st:
-            avg.model.load_state_dict(st["avg"])
+        if avg is not None:  # a run that had no average yet starts it from the resumed weights
+            avg.model.load_state_dict(st.get("avg", st["model"]))
         step, elapsed, cpu, curve = st["step"], st["elapsed"], st.get("cpu", st["elapsed"]), st["curve"]
         if r.carry_state and "stream" in st:
             cursors = st["stream"].pop("cursors")
